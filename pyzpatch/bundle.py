@@ -1,0 +1,163 @@
+"""Open whatever a user names, the way PyInstaller's bootloader would find the archive in it.
+
+A path can be a one-file executable, a one-folder build (its folder or its executable), a
+side-loaded executable (archive in ``NAME.pkg`` beside it), a bare ``.pkg`` CArchive, or a bare
+``.pyz``. ``open_bundle`` works out which, parses what is there, and keeps the mapped files open
+until ``close``.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from .errors import FormatError, PyzpatchError
+from .formats import carchive, executable, pyz
+from .formats.carchive import CArchive
+from .formats.executable import Executable
+from .formats.pyz import Pyz
+from .source import FileBytes
+
+ONEFILE, ONEDIR, SIDELOAD, PKG, PYZ = "onefile", "onedir", "sideload", "pkg", "pyz"
+KIND_TITLES = {
+    ONEFILE: "one-file executable",
+    ONEDIR: "one-folder build",
+    SIDELOAD: "side-loaded executable",
+    PKG: "CArchive (PKG)",
+    PYZ: "PYZ archive",
+}
+
+
+@dataclass
+class Bundle:
+    path: str  # what the user named
+    kind: str
+    archive_file: str  # the file that holds the CArchive (or the PYZ)
+    executable: Optional[str] = None
+    folder: Optional[str] = None  # root of a one-folder build
+    exe: Optional[Executable] = None  # set when the archive is embedded in an executable
+    archive: Optional[CArchive] = None
+    pyzs: List[Tuple[str, Pyz]] = field(default_factory=list)  # (name of the CArchive entry, model)
+    archive_start: int = 0  # offset of the CArchive in archive_file
+    _files: List[FileBytes] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        self.exe = self.archive = None
+        self.pyzs = []
+        for f in self._files:
+            f.close()
+        self._files = []
+
+    def __enter__(self) -> "Bundle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _load_pyzs(archive: CArchive) -> List[Tuple[str, Pyz]]:
+    out = []
+    for entry in archive.entries_of_type(carchive.PYZ_TYPECODE):
+        try:
+            # PyInstaller stores the PYZ uncompressed: parse it in place, without a copy.
+            payload = carchive.entry_content(entry) if entry.compressed else entry.data
+            out.append((entry.name, pyz.parse(payload)))
+        except FormatError as exc:
+            raise exc.within(f"CArchive entry {entry.name!r}") from None
+    return out
+
+
+def sideload_pkg_path(exe_path: str) -> str:
+    """Where a side-loaded executable keeps its archive: ``NAME.pkg`` beside it (``.exe`` dropped)."""
+    base = exe_path[:-4] if exe_path.lower().endswith(".exe") else exe_path
+    return base + ".pkg"
+
+
+def _is_onedir_executable(archive: CArchive) -> bool:
+    # A one-file archive carries the Python shared library itself; a one-folder one leaves it
+    # in the folder beside the executable.
+    return not any(e.name == archive.pylib for e in archive.entries if e.typecode == "b")
+
+
+def _open_file(path: str, bundle_path: str) -> Bundle:
+    fb = FileBytes(path)
+    try:
+        data = fb.data
+        if not len(data):
+            raise PyzpatchError("file is empty", source=path)
+        if pyz.is_pyz(data):
+            model = pyz.parse(data)
+            return Bundle(bundle_path, PYZ, path, pyzs=[(os.path.basename(path), model)], _files=[fb])
+        if executable.find_cookie(data) == -1 and executable.has_sideload_magic(data):
+            pkg_path = sideload_pkg_path(path)
+            if not os.path.isfile(pkg_path):
+                raise PyzpatchError(f"side-loaded executable, but its archive {os.path.basename(pkg_path)} "
+                                    f"is not beside it", source=path)
+            inner = _open_file(pkg_path, bundle_path)
+            inner.kind, inner.executable = SIDELOAD, path
+            inner._files.append(fb)
+            return inner
+        exe = executable.parse(data)
+        start = len(exe.head)
+        if start == 0 and not len(exe.tail):
+            kind, exe_path = PKG, None
+        else:
+            kind, exe_path = (ONEDIR if _is_onedir_executable(exe.archive) else ONEFILE), path
+        bundle = Bundle(bundle_path, kind, path, executable=exe_path, exe=exe if exe_path else None,
+                        archive=exe.archive, archive_start=start, _files=[fb])
+        if kind == ONEDIR:
+            bundle.folder = os.path.dirname(os.path.abspath(path))
+        bundle.pyzs = _load_pyzs(exe.archive)
+        return bundle
+    except PyzpatchError as exc:
+        fb.close()
+        raise exc.with_source(path)
+    except BaseException:
+        fb.close()
+        raise
+
+
+def _looks_like_executable(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and (bool(st.st_mode & 0o111) or path.lower().endswith(".exe"))
+
+
+def find_folder_executable(folder: str) -> str:
+    """The PyInstaller executable at the top of a one-folder build."""
+    name = os.path.basename(os.path.normpath(folder))
+    preferred = [os.path.join(folder, name), os.path.join(folder, name + ".exe")]
+    for candidate in preferred:
+        if _looks_like_executable(candidate):
+            return candidate
+    found = []
+    for entry in sorted(os.listdir(folder)):
+        candidate = os.path.join(folder, entry)
+        if not _looks_like_executable(candidate):
+            continue
+        with FileBytes(candidate) as fb:
+            if executable.find_cookie(fb.data) != -1 or executable.has_sideload_magic(fb.data):
+                found.append(candidate)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise PyzpatchError("no PyInstaller executable found at the top of this folder", source=folder)
+    raise PyzpatchError("several PyInstaller executables in this folder: "
+                        + ", ".join(os.path.basename(f) for f in found) + "; name one", source=folder)
+
+
+def open_bundle(path) -> Bundle:
+    """Open ``path`` and parse every archive in it. Raises PyzpatchError naming the file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        bundle = _open_file(find_folder_executable(path), path)
+        bundle.folder = os.path.abspath(path)
+        if bundle.kind == ONEFILE:
+            bundle.kind = ONEDIR  # an unusual one-folder build that also embeds its libraries
+        return bundle
+    if not os.path.exists(path):
+        raise PyzpatchError("no such file or folder", source=path)
+    return _open_file(path, path)

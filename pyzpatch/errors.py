@@ -1,0 +1,47 @@
+"""The error types pyzpatch raises on purpose.
+
+Every failure a user can cause surfaces as a ``PyzpatchError`` whose ``str()`` is one line
+naming the file and the problem, so the CLI can print it and exit non-zero without a traceback.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class PyzpatchError(Exception):
+    """Base class of every error pyzpatch raises deliberately."""
+
+    def __init__(self, problem: str, *, source: Optional[str] = None):
+        super().__init__(problem)
+        self.problem = problem
+        self.source = source
+
+    def with_source(self, source: str) -> "PyzpatchError":
+        """Name the file the error is about, unless an inner layer already named one."""
+        if self.source is None:
+            self.source = str(source)
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.problem}" if self.source else self.problem
+
+
+class FormatError(PyzpatchError):
+    """Bytes that do not form a valid archive of the kind expected.
+
+    ``field`` names the structure that is wrong (``"CArchive cookie"``, ``"PYZ TOC entry 3"``),
+    so the message says where the problem is, not just that there is one.
+    """
+
+    def __init__(self, field: str, detail: str, *, source: Optional[str] = None):
+        super().__init__(f"{field}: {detail}", source=source)
+        self.field = field
+        self.detail = detail
+
+    def within(self, context: str) -> "FormatError":
+        """The same error, said of a structure nested in ``context`` (an entry of an outer archive)."""
+        return FormatError(f"{context}: {self.field}", self.detail, source=self.source)
+
+
+class NotFoundError(PyzpatchError):
+    """A name asked for (an entry, a module) is not in the archive."""

@@ -1,0 +1,143 @@
+"""Writing entries and modules of a bundle out as files.
+
+CArchive entries are written decompressed under their own names; code entries (scripts and
+bootstrap modules) and PYZ modules become ``.pyc`` files with a header carrying the archive's
+Python magic, so ``python -m dis`` and decompilers read them. PYZ modules go under
+``<PYZ entry name>_extracted/`` as ``pkg/mod.pyc`` and ``pkg/__init__.pyc``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+from .bundle import Bundle
+from .errors import NotFoundError, PyzpatchError
+from .formats.carchive import PYZ_TYPECODE, CEntry, entry_content
+from .formats.pyz import NAMESPACE, PACKAGE, PyzEntry, module_content
+from .safepath import make_folder_inside, split_archive_name, write_inside
+
+CODE_TYPECODES = {"s", "m", "M"}
+NO_DATA_TYPECODES = {"o", "d"}  # runtime options and dependency references carry no bytes
+
+
+@dataclass
+class Extracted:
+    name: str  # entry or module name
+    where: str  # "carchive" or the PYZ entry's name
+    path: Optional[str]  # file or folder written, relative to the output folder
+    note: str = ""
+
+
+def pyc_header(pymagic: bytes) -> bytes:
+    """A PEP 552 header: magic, flags 0 (timestamp-based), mtime 0, source size 0."""
+    return pymagic + b"\0" * 12
+
+
+def _module_parts(name: str, typecode: int) -> List[str]:
+    parts = name.split(".")
+    if any(not p or "/" in p or "\\" in p or p in (".", "..") for p in parts):
+        raise PyzpatchError(f"module name {name!r} cannot become a file name")
+    if typecode == PACKAGE:
+        return parts + ["__init__.pyc"]
+    if typecode == NAMESPACE:
+        return parts
+    return parts[:-1] + [parts[-1] + ".pyc"]
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+class _Plan:
+    """What to write, decided (and checked for unsafe names) before anything is written."""
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        self.pymagic = bundle.pyzs[0][1].pymagic if bundle.pyzs else None
+        self.carchive: List[CEntry] = []
+        self.modules: List[tuple] = []  # (pyz name, PyzEntry)
+
+    def select(self, names: Sequence[str], everything: bool) -> None:
+        entries = self.bundle.archive.entries if self.bundle.archive else []
+        pyz_modules = [(pname, e) for pname, model in self.bundle.pyzs for e in model.entries]
+        if everything:
+            self.carchive = list(entries)
+            self.modules = pyz_modules
+            return
+        for pattern in names:
+            hit_entries = [e for e in entries if self._match(e.name, pattern)]
+            hit_modules = [(p, m) for p, m in pyz_modules if self._match(m.name, pattern)]
+            if not hit_entries and not hit_modules:
+                raise NotFoundError(f"no CArchive entry or PYZ module named {pattern!r}")
+            self.carchive += [e for e in hit_entries if e not in self.carchive]
+            self.modules += [pm for pm in hit_modules if pm not in self.modules]
+
+    @staticmethod
+    def _match(name: str, pattern: str) -> bool:
+        return fnmatch.fnmatchcase(name, pattern) if _is_glob(pattern) else name == pattern
+
+    def entry_target(self, entry: CEntry) -> Optional[List[str]]:
+        if entry.typecode in NO_DATA_TYPECODES or entry.typecode == "n":
+            return None
+        parts = split_archive_name(entry.name)
+        if entry.typecode in CODE_TYPECODES and self.pymagic:
+            parts[-1] += ".pyc"
+        return parts
+
+    def module_target(self, pyz_name: str, module: PyzEntry) -> List[str]:
+        return split_archive_name(pyz_name + "_extracted") + _module_parts(module.name, module.typecode)
+
+
+def extract(bundle: Bundle, out_dir: str, names: Sequence[str] = (), everything: bool = False) -> List[Extracted]:
+    """Write the named entries and modules (globs allowed), or all of them, into ``out_dir``.
+
+    Every name is checked before the first byte is written; nothing lands outside ``out_dir``.
+    """
+    if not names and not everything:
+        raise PyzpatchError("name at least one entry or module, or ask for all of them")
+    plan = _Plan(bundle)
+    plan.select(names, everything)
+    targets = []
+    for entry in plan.carchive:
+        try:
+            targets.append(("entry", entry, None, plan.entry_target(entry)))
+        except PyzpatchError as exc:
+            raise PyzpatchError(f"CArchive entry {entry.name!r}: {exc.problem}") from None
+    for pyz_name, module in plan.modules:
+        try:
+            targets.append(("module", module, pyz_name, plan.module_target(pyz_name, module)))
+        except PyzpatchError as exc:
+            raise PyzpatchError(f"PYZ {pyz_name!r}: {exc.problem}") from None
+
+    os.makedirs(out_dir, exist_ok=True)
+    root = os.path.realpath(out_dir)
+    done = []
+    for what, item, pyz_name, parts in targets:
+        if what == "entry":
+            done.append(_write_entry(root, item, parts, plan.pymagic))
+        else:
+            done.append(_write_module(root, item, pyz_name, parts, plan.pymagic))
+    return done
+
+
+def _write_entry(root: str, entry: CEntry, parts, pymagic) -> Extracted:
+    if parts is None:
+        note = "symbolic link, not created" if entry.typecode == "n" else "no data"
+        return Extracted(entry.name, "carchive", None, note)
+    data = entry_content(entry)
+    if entry.typecode in CODE_TYPECODES and pymagic:
+        data = pyc_header(pymagic) + data
+    write_inside(root, parts, data)
+    if entry.typecode == PYZ_TYPECODE:
+        return Extracted(entry.name, "carchive", "/".join(parts), "PYZ archive, written as stored")
+    return Extracted(entry.name, "carchive", "/".join(parts))
+
+
+def _write_module(root: str, module: PyzEntry, pyz_name: str, parts, pymagic) -> Extracted:
+    if module.typecode == NAMESPACE:
+        make_folder_inside(root, parts)
+        return Extracted(module.name, pyz_name, "/".join(parts), "namespace package")
+    write_inside(root, parts, pyc_header(pymagic) + module_content(module))
+    return Extracted(module.name, pyz_name, "/".join(parts))

@@ -1,0 +1,163 @@
+"""PyInstaller's CArchive (PKG): the archive the bootloader reads.
+
+Layout, offsets relative to the archive's first byte: entry blobs back to back | TOC | cookie.
+Cookie (big-endian ``!8sIIII64s``): magic, archive length, TOC offset, TOC length, Python
+version, Python library name. TOC entry (``!IIIIBc``): entry length, blob offset, stored
+length, uncompressed length, compression flag, typecode; then the UTF-8 name, NUL-padded so
+every entry's length is a multiple of 16.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterator, List, Optional
+
+from ..compression import inflate
+from ..errors import FormatError
+from .layout import FixedLayout, check_regions, detect_layout, place
+
+MAGIC = b"MEI\014\013\012\013\016"
+SIDELOAD_MAGIC = b"MEI\015\013\012\013\016"
+COOKIE = struct.Struct("!8sIIII64s")
+TOC_ENTRY = struct.Struct("!IIIIBc")
+
+TYPE_NAMES = {
+    "b": "binary", "d": "dependency", "z": "PYZ archive", "Z": "zipfile", "M": "package",
+    "m": "module", "s": "script", "x": "data", "o": "runtime option", "l": "splash",
+    "n": "symlink",
+}
+PYZ_TYPECODE = "z"
+
+
+@dataclass
+class CEntry:
+    name: str
+    typecode: str
+    compressed: bool
+    uncompressed_length: int
+    data: bytes  # stored bytes (zlib stream when compressed); any bytes-like object
+    # The raw name field when it is not the canonical NUL padding of ``name`` (else None).
+    name_field: Optional[bytes] = None
+
+    @property
+    def kind(self) -> str:
+        return TYPE_NAMES.get(self.typecode, "unknown")
+
+
+@dataclass
+class CArchive:
+    entries: List[CEntry]
+    python_version: int
+    pylib_name: bytes  # the raw 64-byte field, NUL-padded
+    layout: Optional[FixedLayout] = None
+    toc_trailer: bytes = b""  # bytes between the TOC and the cookie, if any
+
+    def entries_of_type(self, typecode: str) -> List[CEntry]:
+        return [e for e in self.entries if e.typecode == typecode]
+
+    @property
+    def pylib(self) -> str:
+        return self.pylib_name.rstrip(b"\0").decode("utf-8", "replace")
+
+
+def entry_content(entry: CEntry) -> bytes:
+    """The entry's bytes as the bootloader extracts them (decompressed when stored compressed)."""
+    if entry.compressed:
+        return inflate(entry.data, f"CArchive entry {entry.name!r}", entry.uncompressed_length)
+    return bytes(entry.data)
+
+
+def _canonical_name_field(name: str) -> bytes:
+    raw = name.encode("utf-8") + b"\0"
+    pad = -(TOC_ENTRY.size + len(raw)) % 16
+    return raw + b"\0" * pad
+
+
+def _parse_toc(toc: memoryview, toc_offset: int) -> list:
+    rows = []
+    pos = 0
+    index = 0
+    while pos < len(toc):
+        field = f"CArchive TOC entry {index} (at TOC offset {pos})"
+        if len(toc) - pos < TOC_ENTRY.size:
+            raise FormatError(field, f"only {len(toc) - pos} bytes left, an entry needs {TOC_ENTRY.size}")
+        entry_len, offset, length, ulength, flag, typecode = TOC_ENTRY.unpack_from(toc, pos)
+        if entry_len < TOC_ENTRY.size or pos + entry_len > len(toc):
+            raise FormatError(field, f"entry length {entry_len} does not fit the TOC "
+                                     f"({len(toc) - pos} bytes remain)")
+        if flag not in (0, 1):
+            raise FormatError(field, f"compression flag is {flag}, expected 0 or 1")
+        name_field = bytes(toc[pos + TOC_ENTRY.size:pos + entry_len])
+        try:
+            name = name_field.split(b"\0", 1)[0].decode("utf-8")
+            code = typecode.decode("ascii")
+        except UnicodeDecodeError:
+            raise FormatError(field, "name or typecode is not valid text") from None
+        rows.append((name, code, bool(flag), offset, length, ulength, name_field))
+        pos += entry_len
+        index += 1
+    return rows
+
+
+def parse(buf) -> CArchive:
+    """Parse a whole CArchive held in ``buf`` (bytes, memoryview or mmap); the cookie must be its
+    last 88 bytes. Entry data are zero-copy slices of ``buf`` when it is a memoryview or mmap."""
+    view = memoryview(buf)
+    size = len(view)
+    if size < COOKIE.size:
+        raise FormatError("CArchive cookie", f"archive is {size} bytes, shorter than the cookie")
+    magic, pkg_len, toc_offset, toc_len, pyver, pylib = COOKIE.unpack_from(view, size - COOKIE.size)
+    if magic != MAGIC:
+        raise FormatError("CArchive cookie", "magic not found at the end of the archive")
+    if pkg_len != size:
+        raise FormatError("CArchive cookie", f"archive length field is {pkg_len}, but the archive is {size} bytes")
+    cookie_start = size - COOKIE.size
+    if toc_offset > cookie_start or toc_len > cookie_start - toc_offset:
+        raise FormatError("CArchive cookie", f"TOC at offset {toc_offset} with length {toc_len} "
+                                             f"runs past the cookie at {cookie_start}")
+    rows = _parse_toc(view[toc_offset:toc_offset + toc_len], toc_offset)
+    names = [r[0] for r in rows]
+    offsets = [r[3] for r in rows]
+    lengths = [r[4] for r in rows]
+    check_regions("CArchive TOC", offsets, lengths, names, 0, toc_offset)
+    entries = []
+    for name, code, flag, offset, length, ulength, name_field in rows:
+        entries.append(CEntry(
+            name=name, typecode=code, compressed=flag, uncompressed_length=ulength,
+            data=view[offset:offset + length],
+            name_field=None if name_field == _canonical_name_field(name) else name_field,
+        ))
+    return CArchive(
+        entries=entries,
+        python_version=pyver,
+        pylib_name=pylib,
+        layout=detect_layout(view, 0, offsets, lengths, toc_offset),
+        toc_trailer=bytes(view[toc_offset + toc_len:cookie_start]),
+    )
+
+
+def entry_offsets(archive: CArchive) -> List[int]:
+    """Each entry's blob offset, relative to the archive's start, as ``build`` places it."""
+    return place(0, [e.data for e in archive.entries], archive.layout)[0]
+
+
+def iter_build(archive: CArchive) -> Iterator[bytes]:
+    """The archive's bytes as a sequence of chunks (entry data are yielded as they are)."""
+    offsets, toc_offset, chunks = place(0, [e.data for e in archive.entries], archive.layout)
+    yield from chunks
+    toc = bytearray()
+    for entry, offset in zip(archive.entries, offsets):
+        name_field = entry.name_field if entry.name_field is not None else _canonical_name_field(entry.name)
+        toc += TOC_ENTRY.pack(TOC_ENTRY.size + len(name_field), offset, len(entry.data),
+                              entry.uncompressed_length, int(entry.compressed),
+                              entry.typecode.encode("ascii"))
+        toc += name_field
+    yield bytes(toc)
+    if archive.toc_trailer:
+        yield archive.toc_trailer
+    pkg_len = toc_offset + len(toc) + len(archive.toc_trailer) + COOKIE.size
+    yield COOKIE.pack(MAGIC, pkg_len, toc_offset, len(toc), archive.python_version, archive.pylib_name)
+
+
+def build(archive: CArchive) -> bytes:
+    return b"".join(bytes(c) if not isinstance(c, bytes) else c for c in iter_build(archive))

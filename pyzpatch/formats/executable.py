@@ -1,0 +1,75 @@
+"""The file around a CArchive: ``head | archive | tail``.
+
+The bootloader finds its archive by scanning back from the end of the file for the cookie magic;
+the archive then starts ``archive_length`` bytes before the cookie's end. What follows the cookie
+is the tail: on Linux the ELF section-name table and section headers that ``objcopy`` wrote after
+the ``pydata`` section, on macOS the code signature, on Windows nothing. The head is the
+bootloader (on Linux its ELF header points at the section headers, so it changes when the archive
+length does). A side-loaded build (``append_pkg=False``) carries only ``SIDELOAD_MAGIC`` and keeps
+its archive in ``NAME.pkg`` beside the executable.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..errors import FormatError
+from . import carchive
+from .carchive import COOKIE, MAGIC, SIDELOAD_MAGIC, CArchive
+
+
+@dataclass
+class Executable:
+    head: bytes  # any bytes-like object
+    archive: CArchive
+    tail: bytes
+
+
+def _rfind(buf, needle: bytes) -> int:
+    finder = getattr(buf, "rfind", None)  # bytes and mmap scan in C; a memoryview cannot
+    return finder(needle) if finder else bytes(buf).rfind(needle)
+
+
+def find_cookie(buf) -> int:
+    """Offset of the last cookie magic in ``buf`` (as the bootloader finds it), or -1."""
+    return _rfind(buf, MAGIC)
+
+
+def has_sideload_magic(buf) -> bool:
+    return _rfind(buf, SIDELOAD_MAGIC) != -1
+
+
+def locate_archive(buf) -> tuple:
+    """``(start, end)`` of the CArchive inside ``buf``. Raises FormatError if there is none."""
+    size = len(buf)
+    pos = find_cookie(buf)
+    if pos == -1:
+        if has_sideload_magic(buf):
+            raise FormatError("executable", "archive is side-loaded (no embedded CArchive); "
+                                            "open the .pkg file beside it")
+        raise FormatError("executable", "no PyInstaller archive cookie found; not a PyInstaller executable")
+    end = pos + COOKIE.size
+    if end > size:
+        raise FormatError("CArchive cookie", f"cookie at offset {pos} is cut off by the end of the file")
+    (pkg_len,) = struct.unpack_from("!I", buf, pos + 8)
+    if pkg_len < COOKIE.size or pkg_len > end:
+        raise FormatError("CArchive cookie", f"archive length {pkg_len} does not fit before the cookie "
+                                             f"at offset {pos}")
+    return end - pkg_len, end
+
+
+def parse(buf) -> Executable:
+    view = memoryview(buf)
+    start, end = locate_archive(buf)
+    return Executable(head=view[:start], archive=carchive.parse(view[start:end]), tail=view[end:])
+
+
+def iter_build(exe: Executable) -> Iterator[bytes]:
+    yield exe.head
+    yield from carchive.iter_build(exe.archive)
+    yield exe.tail
+
+
+def build(exe: Executable) -> bytes:
+    return b"".join(bytes(c) for c in iter_build(exe))

@@ -1,0 +1,177 @@
+"""What a bundle holds, as plain data (for ``--json``) and as a readable text tree."""
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from .bundle import KIND_TITLES, Bundle
+from .errors import FormatError
+from .formats import carchive, pyz
+from .formats.pyz import Pyz
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def python_version_text(code: int) -> str:
+    return f"{code // 100}.{code % 100}"
+
+
+def _in_pyz(pyz_name: str, func, *args):
+    try:
+        return func(*args)
+    except FormatError as exc:
+        raise exc.within(f"CArchive entry {pyz_name!r}") from None
+
+
+def _describe_pyz(name: str, model: Pyz, patterns: Sequence[str]) -> dict:
+    modules = []
+    for entry, offset in zip(model.entries, pyz.entry_offsets(model)):
+        if not _matches(entry.name, patterns):
+            continue
+        modules.append({
+            "name": entry.name,
+            "typecode": entry.typecode,
+            "kind": entry.kind,
+            "offset": offset,
+            "stored_length": len(entry.data),
+            "uncompressed_length": len(_in_pyz(name, pyz.module_content, entry)),
+        })
+    return {
+        "entry": name,
+        "python_magic": model.pymagic.hex(),
+        "module_count": len(model.entries),
+        "modules": modules,
+        "totals": _totals(modules),
+    }
+
+
+def _totals(rows: Iterable[dict]) -> dict:
+    rows = list(rows)
+    return {
+        "count": len(rows),
+        "stored_length": sum(r["stored_length"] for r in rows),
+        "uncompressed_length": sum(r["uncompressed_length"] for r in rows),
+    }
+
+
+def _folder_files(folder: str, patterns: Sequence[str]) -> List[dict]:
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, folder).replace(os.sep, "/")
+            if not _matches(rel, patterns):
+                continue
+            st = os.lstat(full)
+            row = {"name": rel, "size": st.st_size, "mode": oct(st.st_mode & 0o7777)}
+            if os.path.islink(full):
+                row["link"] = os.readlink(full)
+                row["size"] = 0
+            files.append(row)
+    return files
+
+
+def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
+    """Every fact ``ls`` shows, as JSON-ready data. ``patterns`` are shell globs on names."""
+    out: Dict[str, object] = {
+        "path": bundle.path,
+        "kind": bundle.kind,
+        "executable": bundle.executable,
+        "archive_file": bundle.archive_file,
+    }
+    if bundle.archive is not None:
+        archive = bundle.archive
+        entries = []
+        for entry, offset in zip(archive.entries, carchive.entry_offsets(archive)):
+            if not _matches(entry.name, patterns):
+                continue
+            entries.append({
+                "name": entry.name,
+                "typecode": entry.typecode,
+                "kind": entry.kind,
+                "offset": offset,
+                "stored_length": len(entry.data),
+                "uncompressed_length": entry.uncompressed_length,
+                "compressed": entry.compressed,
+            })
+        exe = bundle.exe
+        out["archive"] = {
+            "start": bundle.archive_start,
+            "length": _archive_length(bundle),
+            "head_length": len(exe.head) if exe else 0,
+            "tail_length": len(exe.tail) if exe else 0,
+            "python_version": python_version_text(archive.python_version),
+            "python_library": archive.pylib,
+            "entry_count": len(archive.entries),
+            "entries": entries,
+            "totals": _totals(entries),
+        }
+    out["pyz"] = [_describe_pyz(name, model, patterns) for name, model in bundle.pyzs]
+    if bundle.folder:
+        files = _folder_files(bundle.folder, patterns)
+        out["folder"] = {"path": bundle.folder, "files": files, "file_count": len(files),
+                         "total_size": sum(f["size"] for f in files)}
+    return out
+
+
+def _archive_length(bundle: Bundle) -> int:
+    exe = bundle.exe
+    size = os.path.getsize(bundle.archive_file)
+    return size - (len(exe.head) + len(exe.tail) if exe else 0)
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _table(headers: List[str], rows: List[List[str]], right: Sequence[int], indent: str) -> List[str]:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: List[str]) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            last = i == len(cells) - 1
+            parts.append(cell if last else (cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])))
+        return (indent + "  ".join(parts)).rstrip()
+
+    return [line(headers)] + [line(r) for r in rows]
+
+
+def render_text(desc: dict) -> str:
+    """The listing as an aligned text tree for people."""
+    lines = [f"{desc['path']}: {KIND_TITLES[desc['kind']]}"]
+    archive: Optional[dict] = desc.get("archive")  # type: ignore[assignment]
+    if archive:
+        lines.append(
+            f"  CArchive in {archive_file_label(desc)}: {_n(archive['length'])} bytes at offset "
+            f"{_n(archive['start'])} (head {_n(archive['head_length'])}, tail {_n(archive['tail_length'])}); "
+            f"Python {archive['python_version']} ({archive['python_library']})")
+        rows = [[e["typecode"], e["kind"], _n(e["stored_length"]), _n(e["uncompressed_length"]),
+                 "zlib" if e["compressed"] else "-", e["name"]] for e in archive["entries"]]
+        lines += _table(["type", "kind", "stored", "size", "comp", "name"], rows, (2, 3), "    ")
+        t = archive["totals"]
+        lines.append(f"    {t['count']} of {archive['entry_count']} entries: {_n(t['stored_length'])} bytes "
+                     f"stored, {_n(t['uncompressed_length'])} uncompressed")
+    for p in desc["pyz"]:  # type: ignore[union-attr]
+        lines.append(f"  PYZ {p['entry']} (Python magic {p['python_magic']}):")
+        rows = [[m["kind"], _n(m["stored_length"]), _n(m["uncompressed_length"]), m["name"]] for m in p["modules"]]
+        lines += _table(["kind", "stored", "size", "name"], rows, (1, 2), "    ")
+        t = p["totals"]
+        lines.append(f"    {t['count']} of {p['module_count']} modules: {_n(t['stored_length'])} bytes "
+                     f"stored, {_n(t['uncompressed_length'])} uncompressed")
+    folder = desc.get("folder")
+    if folder:
+        lines.append(f"  Folder {folder['path']}:")  # type: ignore[index]
+        rows = [[_n(f["size"]), f["name"] + (f" -> {f['link']}" if "link" in f else "")]
+                for f in folder["files"]]  # type: ignore[index]
+        lines += _table(["size", "name"], rows, (0,), "    ")
+        lines.append(f"    {folder['file_count']} files, {_n(folder['total_size'])} bytes")  # type: ignore[index]
+    return "\n".join(lines)
+
+
+def archive_file_label(desc: dict) -> str:
+    return os.path.basename(str(desc["archive_file"]))
