@@ -95,6 +95,13 @@ def extract(bundle: Bundle, out_dir: str, names: Sequence[str] = (), everything:
 
     Every name is checked before the first byte is written; nothing lands outside ``out_dir``.
     """
+    try:
+        return _extract(bundle, out_dir, names, everything)
+    except PyzpatchError as exc:
+        raise exc.with_source(bundle.archive_file)
+
+
+def _extract(bundle: Bundle, out_dir: str, names: Sequence[str], everything: bool) -> List[Extracted]:
     if not names and not everything:
         raise PyzpatchError("name at least one entry or module, or ask for all of them")
     plan = _Plan(bundle)

@@ -11,6 +11,9 @@ back-references; objects only the TOC holds do not. In PyInstaller's TOC that wo
 list is flagged, names are flagged (they are also dict keys), small ints (-5..256, cached by
 CPython) are flagged and re-used by value, larger ints are not flagged, tuples are not flagged,
 except the last row's outer tuple (PyInstaller's loop variable still holds it during ``dumps``).
+Whether a name is interned (``Z`` rather than ``z``) depends on where the string came from
+(CPython's one-character strings are always interned), so a style records the names that differ
+from the majority.
 ``TocStyle`` captures those choices; ``detect_style`` finds the style that reproduces a given TOC
 exactly, so a changed PYZ gets the TOC bytes PyInstaller itself would have written.
 """
@@ -34,7 +37,7 @@ class _Placeholder:
     """Stands in a reference slot while its container is still being read."""
 
 
-def _read_object(buf: memoryview, pos: int, refs: list, depth: int, field: str):
+def _read_object(buf: memoryview, pos: int, refs: list, depth: int, field: str, strings: list):
     """Read one object at ``pos``; return ``(obj, new_pos)``. Raises FormatError on anything
     outside the subset or any count that the remaining bytes cannot hold."""
     end = len(buf)
@@ -79,7 +82,7 @@ def _read_object(buf: memoryview, pos: int, refs: list, depth: int, field: str):
             refs.append(_Placeholder())
         items = []
         for _ in range(count):
-            item, pos = _read_object(buf, pos, refs, depth + 1, field)
+            item, pos = _read_object(buf, pos, refs, depth + 1, field, strings)
             items.append(item)
         obj = items if kind == "[" else tuple(items)
         if slot is not None:
@@ -104,6 +107,8 @@ def _read_object(buf: memoryview, pos: int, refs: list, depth: int, field: str):
         pos += size
     else:
         raise FormatError(field, f"marshal type {kind!r} (0x{code:02x}) is not allowed in a TOC")
+    if isinstance(obj, str):
+        strings.append((obj, kind in "ZAt", bool(flag)))
     if flag:
         refs.append(obj)
     return obj, pos
@@ -118,8 +123,14 @@ def _decode_text(raw, encoding: str, field: str) -> str:
 
 def read_toc(buf, field: str = "PYZ TOC") -> Tuple[List[TocRow], int]:
     """Read a PYZ TOC from the start of ``buf``. Returns the rows and the number of bytes used."""
-    view = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
-    obj, used = _read_object(view, 0, [], 0, field)
+    rows, used, _ = _read_toc(buf, field)
+    return rows, used
+
+
+def _read_toc(buf, field: str):
+    view = memoryview(buf)
+    strings: list = []
+    obj, used = _read_object(view, 0, [], 0, field, strings)
     if not isinstance(obj, list):
         raise FormatError(field, f"is a {type(obj).__name__}, expected a list")
     rows: List[TocRow] = []
@@ -130,7 +141,7 @@ def read_toc(buf, field: str = "PYZ TOC") -> Tuple[List[TocRow], int]:
         if not ok:
             raise FormatError(f"{field} entry {i}", "is not (name, (typecode, offset, length))")
         rows.append((item[0], item[1][0], item[1][1], item[1][2]))
-    return rows, used
+    return rows, used, strings
 
 
 @dataclass(frozen=True)
@@ -142,13 +153,14 @@ class TocStyle:
     str_interned: bool = False
     small_int_ref: bool = True
     last_row_ref: bool = True
+    # (name, interned, flagged) for names encoded unlike str_interned / str_ref.
+    name_exceptions: Tuple[Tuple[str, bool, bool], ...] = ()
 
 
-# Most likely first: what PyInstaller 6 on CPython 3.11 writes.
-CANDIDATE_STYLES: Sequence[TocStyle] = tuple(
-    TocStyle(list_ref=lr, str_ref=sr, str_interned=si, small_int_ref=ir, last_row_ref=tr)
-    for ir in (True, False) for si in (False, True) for sr in (True, False) for lr in (True, False)
-    for tr in (True, False)
+# Most likely first: what PyInstaller 6 on CPython 3.11 writes. (Name encodings are read off
+# the TOC itself, so only these container and int choices need trying.)
+_CANDIDATE_FLAGS: Sequence[Tuple[bool, bool, bool]] = tuple(
+    (lr, ir, tr) for ir in (True, False) for lr in (True, False) for tr in (True, False)
 )
 
 
@@ -179,7 +191,10 @@ def write_toc(rows: Iterable[TocRow], style: TocStyle) -> bytes:
             w_code("i", False)
         out.extend(struct.pack("<i", value))
 
+    exceptions = {name: (interned, flagged) for name, interned, flagged in style.name_exceptions}
+
     def w_str(text: str) -> None:
+        interned, flagged = exceptions.get(text, (style.str_interned, style.str_ref))
         try:
             raw = text.encode("ascii")
             ascii_ = True
@@ -187,11 +202,11 @@ def write_toc(rows: Iterable[TocRow], style: TocStyle) -> bytes:
             raw = text.encode("utf-8", "surrogatepass")
             ascii_ = False
         if ascii_ and len(raw) < 256:
-            w_code("Z" if style.str_interned else "z", style.str_ref)
+            w_code("Z" if interned else "z", flagged)
             out.append(len(raw))
         else:
-            kind = ("A" if style.str_interned else "a") if ascii_ else ("t" if style.str_interned else "u")
-            w_code(kind, style.str_ref)
+            kind = ("A" if interned else "a") if ascii_ else ("t" if interned else "u")
+            w_code(kind, flagged)
             out.extend(struct.pack("<i", len(raw)))
         out.extend(raw)
 
@@ -208,10 +223,18 @@ def write_toc(rows: Iterable[TocRow], style: TocStyle) -> bytes:
     return bytes(out)
 
 
-def detect_style(rows: Sequence[TocRow], raw) -> Optional[TocStyle]:
-    """The style whose output equals ``raw`` for these rows, or None if no known style does."""
+def detect_style(raw) -> Optional[TocStyle]:
+    """The style whose output equals the TOC ``raw`` (which must parse), or None if none does."""
     raw = bytes(raw)
-    for style in CANDIDATE_STYLES:
+    rows, _, strings = _read_toc(raw, "PYZ TOC")
+    if [s[0] for s in strings] != [r[0] for r in rows]:
+        return None  # a name written as a back-reference: not something PyInstaller does
+    encodings = [(interned, flagged) for _, interned, flagged in strings]
+    common = max(set(encodings), key=encodings.count) if encodings else (False, True)
+    exceptions = tuple(s for s in strings if (s[1], s[2]) != common)
+    for list_ref, small_int_ref, last_row_ref in _CANDIDATE_FLAGS:
+        style = TocStyle(list_ref=list_ref, str_ref=common[1], str_interned=common[0],
+                         small_int_ref=small_int_ref, last_row_ref=last_row_ref, name_exceptions=exceptions)
         try:
             if write_toc(rows, style) == raw:
                 return style

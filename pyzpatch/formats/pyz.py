@@ -102,7 +102,7 @@ def parse(buf) -> Pyz:
     entries = [PyzEntry(name, typecode, view[o:o + n]) for (name, typecode, o, n) in rows]
     layout = detect_layout(view, data_start, offsets, lengths, toc_offset)
     toc_bytes = view[toc_offset:toc_offset + used]
-    style = marshal_toc.detect_style(rows, toc_bytes)
+    style = marshal_toc.detect_style(toc_bytes)
     pyz = Pyz(
         pymagic=pymagic,
         entries=entries,
