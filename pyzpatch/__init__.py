@@ -1,2 +1,20 @@
-"""pyzpatch: small, verified, byte-exact patches for PyInstaller executables."""
+"""pyzpatch: small, verified, byte-exact patches for PyInstaller executables.
+
+The Python API (importable without typer or PyInstaller):
+
+- ``open_bundle(path)``: parse an executable, one-folder build, side-loaded build, ``.pkg`` or
+  ``.pyz`` into a ``Bundle`` (use it as a context manager).
+- ``describe(bundle, patterns)``: what ``pyzpatch ls --json`` prints, as data.
+- ``extract(bundle, out_dir, names, everything)``: what ``pyzpatch extract`` writes.
+- ``pyzpatch.formats.{carchive, pyz, executable}``: the byte codecs, ``parse`` and ``build``.
+- Errors: every deliberate failure is a ``PyzpatchError`` (``FormatError`` for malformed bytes).
+"""
 __version__ = "0.1.0"
+
+from .bundle import Bundle, open_bundle  # noqa: E402
+from .errors import FormatError, NotFoundError, PyzpatchError  # noqa: E402
+from .extract import extract  # noqa: E402
+from .listing import describe  # noqa: E402
+
+__all__ = ["Bundle", "open_bundle", "describe", "extract", "PyzpatchError", "FormatError", "NotFoundError",
+           "__version__"]

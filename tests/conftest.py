@@ -64,15 +64,25 @@ def bigapp_onedir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def hello_pyi5() -> Path:
-    """The hello app built by PyInstaller 5.13 from the virtual environment the install step makes."""
+def pyi5_python() -> str:
+    """The Python of the PyInstaller 5.13 virtual environment that the test install step makes."""
     python = PYI5_VENV / "bin" / "python"
     if not python.exists():
         if os.environ.get("PYZPATCH_ALLOW_NO_PYI5"):
             pytest.skip("PyInstaller 5.13 environment not installed (PYZPATCH_ALLOW_NO_PYI5 set)")
         pytest.fail(f"{PYI5_VENV} is missing: run the test install step from README.md "
                     "(python fixtures/build.py --pyi5-venv)")
-    return build(HELLO_APP, "onefile", name="hello", python=str(python))
+    return str(python)
+
+
+@pytest.fixture(scope="session")
+def hello_pyi5(pyi5_python) -> Path:
+    return build(HELLO_APP, "onefile", name="hello", python=pyi5_python)
+
+
+@pytest.fixture(scope="session")
+def hello_pyi5_onedir(pyi5_python) -> Path:
+    return build(HELLO_APP, "onedir", name="hello", python=pyi5_python)
 
 
 @pytest.fixture(scope="session")

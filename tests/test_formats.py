@@ -143,8 +143,10 @@ def test_pyinstaller5_build_round_trips(hello_pyi5):
     exe = executable.parse(raw)
     assert executable.build(exe) == raw
     pyz_entry = exe.archive.entries_of_type("z")[0]
+    assert pyz_entry.name == "PYZ-00.pyz"  # 5.x naming: found by typecode, not by name
     model = pyz.parse(pyz_entry.data)
     assert pyz.build(model) == bytes(pyz_entry.data)
+    assert model.toc_style is not None and model.toc_raw is None
     assert model.entry("mod1") is not None
 
 

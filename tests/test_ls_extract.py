@@ -135,3 +135,15 @@ def test_extract_named_entries_and_globs(bigapp_onefile, tmp_path):
     missing = run_cli("extract", bigapp_onefile, "no.such.module", "-o", tmp_path)
     assert missing.returncode != 0
     assert "no.such.module" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_pyinstaller5_builds_list_like_pyinstaller_reads_them(hello_pyi5, hello_pyi5_onedir, tmp_path):
+    desc = ls_json(hello_pyi5)
+    assert desc["kind"] == "onefile"
+    check_against_readers(desc, hello_pyi5)
+    onedir = ls_json(hello_pyi5_onedir)  # 5.x: libraries beside the executable, no _internal
+    assert onedir["kind"] == "onedir"
+    check_against_readers(onedir, hello_pyi5_onedir / "hello")
+    result = run_cli("extract", hello_pyi5, "mod1", "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "PYZ-00.pyz_extracted" / "mod1.pyc").is_file()
