@@ -9,7 +9,7 @@ import pytest
 from PyInstaller.archive.readers import CArchiveReader
 from PyInstaller.loader.pyimod01_archive import ZlibArchiveReader
 
-from .conftest import archive_files, run_cli
+from .conftest import REPO, archive_files, run_cli
 
 BUILDS = ["hello-onefile", "hello-onedir", "hello-sideload", "bigapp-onefile", "bigapp-onedir"]
 
@@ -147,3 +147,9 @@ def test_pyinstaller5_builds_list_like_pyinstaller_reads_them(hello_pyi5, hello_
     result = run_cli("extract", hello_pyi5, "mod1", "-o", tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "PYZ-00.pyz_extracted" / "mod1.pyc").is_file()
+
+
+def test_readme_second_command_is_what_ci_runs():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci in readme
