@@ -15,6 +15,7 @@ from typing import Iterator, List, Optional
 from ..compression import inflate
 from ..errors import FormatError
 from .layout import FixedLayout, check_regions, detect_layout, place
+from .node import ZLIB, Child, Node, join, unique_keys
 
 MAGIC = b"MEI\014\013\012\013\016"
 SIDELOAD_MAGIC = b"MEI\015\013\012\013\016"
@@ -160,4 +161,35 @@ def iter_build(archive: CArchive) -> Iterator[bytes]:
 
 
 def build(archive: CArchive) -> bytes:
-    return b"".join(bytes(c) if not isinstance(c, bytes) else c for c in iter_build(archive))
+    return join(iter_build(archive))
+
+
+# --- the generic shape for the diff engine (see node.py) ----------------------------------
+
+NODE_KIND = "carchive"
+LEVEL = 9  # PyInstaller's CArchiveWriter compresses entries with zlib level 9
+
+
+def to_node(model: CArchive) -> Node:
+    """Children are keyed ``typecode:name`` (repeats, as options may be, get a count)."""
+    if model.layout is not None:
+        raise FormatError("CArchive", "layout is not PyInstaller's; it can only be diffed as bytes")
+    keys = unique_keys(f"{e.typecode}:{e.name}" for e in model.entries)
+    children = [Child(key, (e.compressed, e.name_field or b""), e.data,
+                      compression=ZLIB if e.compressed else None,
+                      content_size=e.uncompressed_length, level_hint=LEVEL)
+                for key, e in zip(keys, model.entries)]
+    return Node(NODE_KIND, (model.python_version, model.pylib_name, model.toc_trailer), children)
+
+
+def from_node(node: Node) -> CArchive:
+    python_version, pylib_name, toc_trailer = node.meta
+    entries = []
+    for child in node.children:
+        typecode, name = child.key.split("\0", 1)[0].split(":", 1)
+        compressed, name_field = child.attrs
+        size = child.content_size if compressed else len(child.data)
+        entries.append(CEntry(name=name, typecode=typecode, compressed=compressed, uncompressed_length=size,
+                              data=child.data, name_field=name_field or None))
+    return CArchive(entries=entries, python_version=python_version, pylib_name=pylib_name,
+                    toc_trailer=toc_trailer)

@@ -17,12 +17,13 @@ from typing import Iterator
 from ..errors import FormatError
 from . import carchive
 from .carchive import COOKIE, MAGIC, SIDELOAD_MAGIC, CArchive
+from .node import Child, Node, join
 
 
 @dataclass
 class Executable:
     head: bytes  # any bytes-like object
-    archive: CArchive
+    archive: CArchive  # or, in a model rebuilt by the diff engine, the archive's bytes (see node.py)
     tail: bytes
 
 
@@ -67,9 +68,34 @@ def parse(buf) -> Executable:
 
 def iter_build(exe: Executable) -> Iterator[bytes]:
     yield exe.head
-    yield from carchive.iter_build(exe.archive)
+    if isinstance(exe.archive, CArchive):
+        yield from carchive.iter_build(exe.archive)
+    else:
+        yield exe.archive
     yield exe.tail
 
 
 def build(exe: Executable) -> bytes:
-    return b"".join(bytes(c) for c in iter_build(exe))
+    return join(iter_build(exe))
+
+
+# --- the generic shape for the diff engine (see node.py) ----------------------------------
+# Head, archive and tail are three children; the archive's bytes are a CArchive the engine
+# opens in turn. The head holds the bootloader, the tail ELF section headers or a signature.
+
+NODE_KIND = "exe"
+
+
+def to_node(buf) -> Node:
+    """A node straight from the file's bytes: the archive child is a zero-copy slice."""
+    view = memoryview(buf)
+    start, end = locate_archive(buf)
+    return Node(NODE_KIND, (), [Child("head", (), view[:start]), Child("archive", (), view[start:end]),
+                                Child("tail", (), view[end:])])
+
+
+def from_node(node: Node) -> Executable:
+    parts = {c.key: c.data for c in node.children}
+    if sorted(parts) != ["archive", "head", "tail"]:
+        raise FormatError("executable", "a rebuilt executable needs exactly a head, an archive and a tail")
+    return Executable(head=parts["head"], archive=parts["archive"], tail=parts["tail"])

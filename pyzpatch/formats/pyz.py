@@ -14,6 +14,7 @@ from ..errors import FormatError
 from . import marshal_toc
 from .layout import FixedLayout, check_regions, detect_layout, place
 from .marshal_toc import TocStyle
+from .node import ZLIB, Child, Node, join
 
 MAGIC = b"PYZ\0"
 # Header as PyInstaller 6 writes it: magic, bytecode magic, TOC offset, then 5 unused bytes.
@@ -141,4 +142,38 @@ def iter_build(pyz: Pyz) -> Iterator[bytes]:
 
 
 def build(pyz: Pyz) -> bytes:
-    return b"".join(bytes(c) if not isinstance(c, bytes) else c for c in iter_build(pyz))
+    return join(iter_build(pyz))
+
+
+# --- the generic shape for the diff engine (see node.py) ----------------------------------
+
+NODE_KIND = "pyz"
+LEVEL = 6  # PyInstaller's ZlibArchiveWriter compresses modules with zlib level 6
+
+
+def _style_to_wire(style: TocStyle) -> tuple:
+    return (style.list_ref, style.str_ref, style.str_interned, style.small_int_ref, style.last_row_ref,
+            tuple(style.name_exceptions))
+
+
+def _style_from_wire(value) -> TocStyle:
+    list_ref, str_ref, str_interned, small_int_ref, last_row_ref, exceptions = value
+    return TocStyle(list_ref, str_ref, str_interned, small_int_ref, last_row_ref,
+                    tuple((str(n), bool(i), bool(f)) for n, i, f in exceptions))
+
+
+def to_node(model: Pyz) -> Node:
+    if model.toc_style is None or model.layout is not None:
+        raise FormatError("PYZ", "TOC encoding or layout is not PyInstaller's; it can only be diffed as bytes")
+    children = [Child(e.name, (e.typecode,), e.data,
+                      compression=ZLIB if len(e.data) and e.typecode != NAMESPACE else None, level_hint=LEVEL)
+                for e in model.entries]
+    meta = (model.pymagic, model.header_extra, model.trailer, _style_to_wire(model.toc_style))
+    return Node(NODE_KIND, meta, children)
+
+
+def from_node(node: Node) -> Pyz:
+    pymagic, header_extra, trailer, style = node.meta
+    entries = [PyzEntry(c.key, c.attrs[0], c.data) for c in node.children]
+    return Pyz(pymagic=pymagic, entries=entries, header_extra=header_extra, toc_style=_style_from_wire(style),
+               trailer=trailer)

@@ -1,0 +1,43 @@
+"""A digest of what a file *means*: every part's key and decompressed bytes, containers opened.
+
+Two executables with the same content digest hold the same bytes in every entry and module once
+decompressed, in the same places; they differ at most in how a zlib compressed them. ``apply``
+falls back to this when its result is not byte-identical to the build (another zlib on the
+device re-compressed a changed module differently): such a result is still the same program.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from ..compression import inflate
+from ..errors import FormatError
+from ..formats import registry
+from .patchfile import DIGEST_SIZE
+
+_MAX_DEPTH = 6
+
+
+def content_digest(buf) -> bytes:
+    h = hashlib.sha256()
+    _walk(buf, h, 0)
+    return h.digest()[:DIGEST_SIZE]
+
+
+def _walk(buf, h, depth: int) -> None:
+    kind = registry.sniff(buf) if depth < _MAX_DEPTH else None
+    node = None
+    if kind is not None:
+        try:
+            node = registry.open_node(kind, buf)
+        except FormatError:
+            node = None
+    if node is None:
+        h.update(b"B%d:" % len(buf))
+        h.update(hashlib.sha256(buf).digest())
+        return
+    h.update(b"N" + kind.encode() + b"%d:" % len(node.children))
+    for child in node.children:
+        key = child.key.encode("utf-8", "surrogateescape")
+        h.update(b"%d:" % len(key) + key)
+        content = inflate(child.data, child.key, child.content_size) if child.compression else child.data
+        _walk(content, h, depth + 1)

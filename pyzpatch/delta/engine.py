@@ -1,0 +1,443 @@
+"""The diff engine: encodes a new byte string relative to an old one, and decodes it back.
+
+It knows no format. Through ``formats.registry`` it recognises containers, opens both versions
+as generic nodes, pairs children by key, and encodes only what changed:
+
+- a child whose bytes are unchanged costs nothing;
+- a changed compressed child is encoded as its decompressed bytes' delta plus the zlib settings
+  that ``make`` verified re-compress them to the exact stored bytes (``RECOMPRESS``);
+- a changed container inside (a PYZ in a CArchive, a zip in a compressed entry) is opened and
+  diffed the same way (``STRUCT``);
+- other bytes are a splice of changed runs, a bsdiff, or a literal, whichever is smaller.
+
+The encoding goes to three streams, compressed together later by the patch file: ``ops`` (the
+structure), ``data`` (bsdiff's difference blocks, mostly zeros) and ``lit`` (new bytes).
+"""
+from __future__ import annotations
+
+import lzma
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import bsdiff4.core
+
+from ..compression import inflate
+from ..errors import FormatError
+from ..formats import registry
+from ..formats.node import DEFLATE, ZLIB, Child, LazyBlob, Node, flatten, materialize
+from . import recompress
+from .wire import Reader, Writer, order_runs, permutation_bytes, rank_permutation, unrank_permutation
+
+SAME, LITERAL, SPLICE, BSDIFF, STRUCT, RECOMPRESS = range(6)
+# How the kept children are ordered: as before, by a full Lehmer rank, or as runs of the old order.
+ORDER_SAME, ORDER_RANK, ORDER_RUNS = range(3)
+OP_NAMES = ["same", "literal", "splice", "bsdiff", "struct", "recompress"]
+COMPRESSIONS = (None, ZLIB, DEFLATE)
+
+_SPLICE_CHUNK = 4096
+_SPLICE_MAX_RUNS = 256
+_MERGE_GAP = 8  # equal bytes between two changed runs cheaper to resend than to skip
+_ESTIMATE_LIMIT = 4 * 1024 * 1024  # above this, pick bsdiff vs literal without compressing both
+
+
+@dataclass
+class Streams:
+    ops: Writer = field(default_factory=Writer)
+    data: bytearray = field(default_factory=bytearray)
+    lit: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class Change:
+    """One line of what a patch does, for ``show`` and ``make``'s report."""
+
+    path: str
+    action: str  # added, removed, changed, reordered
+    how: str = ""  # the encoding of a changed or added child
+    old_size: Optional[int] = None
+    new_size: Optional[int] = None
+
+
+def same_bytes(a, b) -> bool:
+    return len(a) == len(b) and memoryview(a) == memoryview(b)
+
+
+def rebuilds_exactly(node: Node, original) -> bool:
+    """Does the codec rebuild ``node`` to exactly ``original``? (Checked before relying on it.)"""
+    blob = registry.build_node(node)
+    if len(blob) != len(original):
+        return False
+    view = memoryview(original)
+    pos = 0
+    for chunk in flatten(blob.chunks()):
+        size = len(chunk)
+        if view[pos:pos + size] != memoryview(chunk):
+            return False
+        pos += size
+    return pos == len(original)
+
+
+def changed_runs(old, new) -> Optional[List[Tuple[int, int]]]:
+    """(offset, length) runs where equal-length ``old`` and ``new`` differ, or None if too many."""
+    a, b = memoryview(old), memoryview(new)
+    runs: List[Tuple[int, int]] = []
+    for start in range(0, len(a), _SPLICE_CHUNK):
+        end = min(start + _SPLICE_CHUNK, len(a))
+        if a[start:end] == b[start:end]:
+            continue
+        sa, sb = bytes(a[start:end]), bytes(b[start:end])
+        i = 0
+        while i < len(sa):
+            if sa[i] == sb[i]:
+                i += 1
+                continue
+            j = i
+            while j < len(sa) and sa[j] != sb[j]:
+                j += 1
+            offset = start + i
+            if runs and offset - (runs[-1][0] + runs[-1][1]) <= _MERGE_GAP:
+                runs[-1] = (runs[-1][0], offset + (j - i) - runs[-1][0])
+            else:
+                runs.append((offset, j - i))
+                if len(runs) > _SPLICE_MAX_RUNS:
+                    return None
+            i = j
+    return runs
+
+
+def _lzma_size(*parts) -> int:
+    comp = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
+    size = 0
+    for part in parts:
+        size += len(comp.compress(part))
+    return size + len(comp.flush())
+
+
+class Encoder:
+    def __init__(self) -> None:
+        self.out = Streams()
+        self.changes: List[Change] = []
+
+    # -- bytes ---------------------------------------------------------------------------
+
+    def data_delta(self, old, new, path: str) -> str:
+        """Encode ``new`` relative to ``old``; return the name of the encoding used."""
+        ops = self.out.ops
+        if same_bytes(old, new):
+            ops.uint(SAME)
+            return "same"
+        kind = registry.sniff(new)
+        if kind is not None and len(old) and registry.sniff(old) == kind:
+            try:
+                old_node = registry.open_node(kind, old)
+                new_node = registry.open_node(kind, new)
+                usable = rebuilds_exactly(new_node, new) and rebuilds_exactly(old_node, old)
+            except FormatError:
+                usable = False
+            if usable:
+                ops.uint(STRUCT)
+                ops.uint(registry.KINDS.index(kind))
+                self.node_delta(old_node, new_node, path)
+                return f"{kind} by parts"
+        return self.bytes_delta(old, new)
+
+    def bytes_delta(self, old, new) -> str:
+        ops, out = self.out.ops, self.out
+        runs = changed_runs(old, new) if len(old) == len(new) else None
+        if runs is not None and sum(n for _, n in runs) <= max(64, len(new) // 64):
+            ops.uint(SPLICE)
+            ops.uint(len(runs))
+            pos = 0
+            for offset, length in runs:
+                ops.uint(offset - pos)
+                ops.uint(length)
+                out.lit += new[offset:offset + length]
+                pos = offset + length
+            return "splice"
+        if len(old) and len(new):
+            control, diff, extra = bsdiff4.core.diff(bytes(old), bytes(new))
+            triples = [tuple(bsdiff4.core.decode_int64(control[i + k:i + k + 8]) for k in (0, 8, 16))
+                       for i in range(0, len(control), 24)]
+            if len(new) > _ESTIMATE_LIMIT:
+                use_bsdiff = len(extra) < len(new) // 2
+            else:
+                use_bsdiff = _lzma_size(diff, extra) + 3 * len(triples) < _lzma_size(bytes(new))
+            if use_bsdiff:
+                ops.uint(BSDIFF)
+                ops.uint(len(new))
+                ops.uint(len(triples))
+                for x, y, z in triples:
+                    ops.uint(x)
+                    ops.uint(y)
+                    ops.sint(z)
+                out.data += diff
+                out.lit += extra
+                return "bsdiff"
+        ops.uint(LITERAL)
+        ops.uint(len(new))
+        out.lit += new
+        return "literal"
+
+    # -- children ------------------------------------------------------------------------
+
+    def child_delta(self, old: Optional[Child], new: Child, path: str) -> str:
+        ops = self.out.ops
+        ops.uint(COMPRESSIONS.index(new.compression))
+        if old is not None and same_bytes(old.data, new.data):
+            ops.uint(SAME)
+            return "same"
+        if new.compression:
+            try:
+                new_content = inflate(new.data, path, new.content_size)
+                params = recompress.find_params(new_content, new.data, new.compression, new.level_hint)
+                old_content = b""
+                if old is not None:
+                    old_content = (inflate(old.data, path, old.content_size) if old.compression
+                                   else old.data)
+            except FormatError:
+                params = None
+            if params is not None:
+                ops.uint(RECOMPRESS)
+                ops.uint(params.pack())
+                return "recompressed " + self.data_delta(old_content, new_content, path)
+        how = self.data_delta(old.data if old is not None else b"", new.data, path)
+        if new.compression:
+            ops.value(new.content_size)
+        return how
+
+    def node_delta(self, old: Node, new: Node, path: str) -> None:
+        """Children are named by key, so a patch says what it changes without the old file."""
+        ops = self.out.ops
+        ops.value_delta(old.meta, new.meta)
+        new_keys = {c.key for c in new.children}
+        removed = [c for c in old.children if c.key not in new_keys]
+        ops.uint(len(removed))
+        for child in removed:
+            ops.text(child.key)
+            self.changes.append(Change(f"{path}/{child.key}", "removed", old_size=len(child.data)))
+        kept = [c for c in old.children if c.key in new_keys]
+        kept_index = {c.key: j for j, c in enumerate(kept)}
+        order = [kept_index[c.key] for c in new.children if c.key in kept_index]
+        if self.order_delta(order):
+            self.changes.append(Change(path, "reordered", f"{len(order)} children"))
+
+        added = [i for i, c in enumerate(new.children) if c.key not in kept_index]
+        ops.uint(len(added))
+        prev = 0
+        for i in added:
+            child = new.children[i]
+            ops.uint(i - prev)
+            prev = i
+            ops.text(child.key)
+            ops.value(child.attrs)
+            how = self.child_delta(None, child, f"{path}/{child.key}")
+            self.changes.append(Change(f"{path}/{child.key}", "added", how, new_size=len(child.data)))
+
+        changed = []
+        for child in new.children:
+            old_child = kept[kept_index[child.key]] if child.key in kept_index else None
+            if old_child is not None and (old_child.attrs != child.attrs or not same_bytes(old_child.data, child.data)):
+                changed.append((old_child, child))
+        ops.uint(len(changed))
+        for old_child, child in changed:
+            ops.text(child.key)
+            ops.value_delta(old_child.attrs, child.attrs)
+            child_path = f"{path}/{child.key}"
+            how = self.child_delta(old_child, child, child_path)
+            self.changes.append(Change(child_path, "changed", how, len(old_child.data), len(child.data)))
+
+    def order_delta(self, order: List[int]) -> bool:
+        """Encode the new order of the kept children; return whether it changed.
+
+        A rebuild that reorders (PyInstaller 6 writes base_library.zip in module-graph order,
+        which varies between builds) mostly moves whole runs of the old order, so runs are
+        coded as cut points plus the rank of their permutation, unless a full rank is smaller.
+        """
+        ops = self.out.ops
+        if order == list(range(len(order))):
+            ops.uint(ORDER_SAME)
+            return False
+        runs = order_runs(order)
+        by_start = sorted(runs)
+        block_of = {start: b for b, (start, _) in enumerate(by_start)}
+        runs_writer = Writer()
+        runs_writer.uint(len(runs))
+        prev = 0
+        for start, _ in by_start[1:]:
+            runs_writer.uint(start - prev)
+            prev = start
+        rank, n = rank_permutation([block_of[start] for start, _ in runs])
+        runs_writer.raw(rank.to_bytes(permutation_bytes(n), "little"))
+        if len(runs_writer) < permutation_bytes(len(order)):
+            ops.uint(ORDER_RUNS)
+            ops.raw(runs_writer.getvalue())
+        else:
+            ops.uint(ORDER_RANK)
+            rank, n = rank_permutation(order)
+            ops.raw(rank.to_bytes(permutation_bytes(n), "little"))
+        return True
+
+
+class Decoder:
+    """Rebuilds new bytes from old ones and a patch's streams. Every count and length in the
+    streams is checked against what remains and against ``size_limit`` (the new file's size
+    bounds what any single piece may be, decompressed pieces aside)."""
+
+    def __init__(self, ops: bytes, data: bytes, lit: bytes, size_limit: int):
+        self.ops = Reader(ops, "patch structure")
+        self.data = Reader(data, "patch difference data")
+        self.lit = Reader(lit, "patch literal data")
+        self.size_limit = size_limit
+
+    def finish(self) -> None:
+        for reader in (self.ops, self.data, self.lit):
+            reader.expect_end()
+
+    def data_apply(self, old):
+        op = self.ops.uint()
+        if op == SAME:
+            return old
+        if op == LITERAL:
+            return bytes(self.lit.raw(self.ops.uint(self.size_limit)))
+        if op == SPLICE:
+            out = bytearray(old)
+            pos = 0
+            for _ in range(self.ops.uint(self.ops.remaining)):
+                pos += self.ops.uint(len(out))
+                length = self.ops.uint(len(out))
+                if pos + length > len(out):
+                    raise self.ops.fail("splice run past the end of its data")
+                out[pos:pos + length] = self.lit.raw(length)
+                pos += length
+            return bytes(out)
+        if op == BSDIFF:
+            return self._bsdiff(old)
+        if op == STRUCT:
+            kind_index = self.ops.uint()
+            if kind_index >= len(registry.KINDS):
+                raise self.ops.fail(f"unknown container kind {kind_index}")
+            node = registry.open_node(registry.KINDS[kind_index], materialize(old) if isinstance(old, LazyBlob)
+                                      else old)
+            return registry.build_node(self.node_apply(node))
+        raise self.ops.fail(f"unknown operation {op}")
+
+    def _bsdiff(self, old) -> bytes:
+        new_len = self.ops.uint(self.size_limit)
+        count = self.ops.uint(self.ops.remaining // 3)
+        control = bytearray()
+        total_diff = total_extra = 0
+        old_pos = 0
+        old_len = len(old)
+        for _ in range(count):
+            x, y, z = self.ops.uint(new_len), self.ops.uint(new_len), self.ops.sint()
+            total_diff += x
+            total_extra += y
+            if old_pos + x > old_len or old_pos < 0:
+                raise self.ops.fail("difference run outside the old data")
+            old_pos += x + z
+            control += bsdiff4.core.encode_int64(x) + bsdiff4.core.encode_int64(y) + bsdiff4.core.encode_int64(z)
+        if total_diff + total_extra != new_len:
+            raise self.ops.fail("difference runs do not add up to the new size")
+        diff = bytes(self.data.raw(total_diff))
+        extra = bytes(self.lit.raw(total_extra))
+        return bsdiff4.core.patch(bytes(old), new_len, bytes(control), diff, extra)
+
+    def child_apply(self, old: Optional[Child], path: str) -> Tuple[object, Optional[str], Optional[int]]:
+        """(new stored data, compression, content size) of one child."""
+        tag = self.ops.uint()
+        if tag >= len(COMPRESSIONS):
+            raise self.ops.fail(f"unknown compression {tag}")
+        compression = COMPRESSIONS[tag]
+        mark = self.ops.pos
+        op = self.ops.uint()
+        if op == SAME:
+            if old is None:
+                raise self.ops.fail("an added child cannot be 'same'")
+            return old.data, compression, old.content_size
+        if op == RECOMPRESS:
+            if compression is None:
+                raise self.ops.fail("re-compression of an uncompressed child")
+            params = recompress.Params.unpack(self.ops.uint())
+            old_content = b""
+            if old is not None:
+                old_content = inflate(old.data, path, old.content_size) if old.compression else old.data
+            content = materialize(self.data_apply(old_content))
+            return recompress.compress(content, compression, params), compression, len(content)
+        self.ops.pos = mark
+        data = self.data_apply(old.data if old is not None else b"")
+        content_size = self.ops.value() if compression else None
+        if content_size is not None and not isinstance(content_size, int):
+            raise self.ops.fail("content size is not a number")
+        return data, compression, content_size
+
+    def _indices(self, count: int, bound: int, what: str) -> List[int]:
+        """``count`` strictly increasing indices below ``bound``, stored as gaps."""
+        out: List[int] = []
+        pos = -1
+        for n in range(count):
+            gap = self.ops.uint(bound)
+            pos = gap if n == 0 else pos + gap
+            if (n and gap == 0) or pos >= bound:
+                raise self.ops.fail(f"{what} index out of order or range")
+            out.append(pos)
+        return out
+
+    def _order(self, count: int) -> List[int]:
+        ops = self.ops
+        how = ops.uint()
+        if how == ORDER_SAME:
+            return list(range(count))
+        if how == ORDER_RANK:
+            raw = ops.raw(permutation_bytes(count))
+            return unrank_permutation(int.from_bytes(raw, "little"), count)
+        if how == ORDER_RUNS:
+            n_runs = ops.uint(count)
+            if n_runs == 0 and count:
+                raise ops.fail("an order with no runs")
+            starts = [0] + [0] * max(0, n_runs - 1)
+            for b in range(1, n_runs):
+                starts[b] = starts[b - 1] + ops.uint(count)
+                if starts[b] <= starts[b - 1] or starts[b] >= count:
+                    raise ops.fail("run starts out of order or range")
+            ends = starts[1:] + [count]
+            raw = ops.raw(permutation_bytes(n_runs))
+            blocks = unrank_permutation(int.from_bytes(raw, "little"), n_runs)
+            return [i for b in blocks for i in range(starts[b], ends[b])]
+        raise ops.fail(f"unknown order encoding {how}")
+
+    def _key(self, index: dict, what: str) -> int:
+        key = self.ops.text()
+        if key not in index:
+            raise self.ops.fail(f"{what} {key!r} is not in the base (is this the right file?)")
+        return index[key]
+
+    def node_apply(self, old: Node) -> Node:
+        ops = self.ops
+        meta = ops.value_delta(old.meta)
+        old_index = {c.key: i for i, c in enumerate(old.children)}
+        removed = set()
+        for _ in range(ops.uint(len(old.children))):
+            removed.add(self._key(old_index, "removed child"))
+        kept = [c for i, c in enumerate(old.children) if i not in removed]
+        kept = [kept[i] for i in self._order(len(kept))]
+        added_count = ops.uint(ops.remaining)
+        total = len(kept) + added_count
+        added = {}
+        for pos in self._indices(added_count, total, "added child"):
+            key = ops.text()
+            attrs = ops.value()
+            data, compression, size = self.child_apply(None, key)
+            added[pos] = Child(key, attrs, data, compression, size)
+        kept_index = {c.key: j for j, c in enumerate(kept)}
+        for _ in range(ops.uint(len(kept))):
+            pos = self._key(kept_index, "changed child")
+            child = kept[pos]
+            attrs = ops.value_delta(child.attrs)
+            data, compression, size = self.child_apply(child, child.key)
+            kept[pos] = Child(child.key, attrs, data, compression, size)
+        it = iter(kept)
+        children = [added[i] if i in added else next(it) for i in range(total)]
+        keys = [c.key for c in children]
+        if len(set(keys)) != len(keys):
+            raise ops.fail("the rebuilt container has two children with the same key")
+        return Node(old.kind, meta, children)

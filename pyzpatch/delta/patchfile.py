@@ -1,0 +1,127 @@
+"""The patch file: a small header naming the exact old and new files, then one compressed body.
+
+Layout (see docs/patch-format.md):
+
+    magic "PZP" | format version (1 byte) | flags (varint)
+    old size (varint) | old SHA-256 (32) | new size (varint) | new SHA-256 (32)
+    [content digest (8), if flags & HAS_CONTENT_DIGEST]
+    body size (varint) | dictionary size as log2 (1 byte)
+    body: raw LZMA2 of  ops size (varint) | ops | data size (varint) | data | lit
+
+The three body streams are the engine's (structure, bsdiff difference blocks, literal bytes);
+one outer compressor serves them all, so a one-line change costs a few dozen bytes of body.
+"""
+from __future__ import annotations
+
+import hashlib
+import lzma
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from ..errors import FormatError
+from .wire import Reader, Writer
+
+MAGIC = b"PZP"
+VERSION = 1
+HAS_CONTENT_DIGEST = 1
+KNOWN_FLAGS = HAS_CONTENT_DIGEST
+DIGEST_SIZE = 8
+# Largest body pyzpatch will decompress: patches carry decompressed module bytes, so a body can
+# exceed the new file's size, but not by this much.
+MAX_BODY_SIZE = 4 * 1024 ** 3
+_MIN_DICT_LOG, _MAX_DICT_LOG = 12, 26  # 4 KiB .. 64 MiB
+
+
+@dataclass
+class Header:
+    old_size: int
+    old_sha256: bytes
+    new_size: int
+    new_sha256: bytes
+    content_digest: Optional[bytes] = None
+    version: int = VERSION
+    flags: int = 0
+
+
+@dataclass
+class Body:
+    ops: bytes
+    data: bytes
+    lit: bytes
+
+
+def _filters(dict_log: int) -> list:
+    return [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << dict_log}]
+
+
+def encode(header: Header, body: Body) -> bytes:
+    raw = Writer()
+    raw.uint(len(body.ops))
+    raw.raw(body.ops)
+    raw.uint(len(body.data))
+    raw.raw(body.data)
+    raw.raw(body.lit)
+    payload = raw.getvalue()
+    dict_log = max(_MIN_DICT_LOG, min(_MAX_DICT_LOG, (len(payload) - 1).bit_length()))
+    compressed = lzma.compress(payload, format=lzma.FORMAT_RAW, filters=_filters(dict_log))
+
+    out = Writer()
+    out.raw(MAGIC)
+    out.raw(bytes([header.version]))
+    flags = HAS_CONTENT_DIGEST if header.content_digest else 0
+    out.uint(flags)
+    out.uint(header.old_size)
+    out.raw(header.old_sha256)
+    out.uint(header.new_size)
+    out.raw(header.new_sha256)
+    if header.content_digest:
+        out.raw(header.content_digest)
+    out.uint(len(payload))
+    out.raw(bytes([dict_log]))
+    out.raw(compressed)
+    return out.getvalue()
+
+
+def decode_header(blob) -> Tuple[Header, int, int, int]:
+    """The header, the body's size and dictionary log, and where the compressed body starts."""
+    if len(blob) < 4 or bytes(blob[:3]) != MAGIC:
+        raise FormatError("patch header", "not a pyzpatch patch (magic missing)")
+    version = blob[3]
+    if version != VERSION:
+        raise FormatError("patch header", f"format version {version}; this pyzpatch reads version {VERSION}")
+    r = Reader(blob, "patch header")
+    r.raw(4)
+    flags = r.uint()
+    if flags & ~KNOWN_FLAGS:
+        raise FormatError("patch header", f"unknown flags {flags:#x}")
+    header = Header(old_size=r.uint(), old_sha256=bytes(r.raw(32)), new_size=r.uint(), new_sha256=bytes(r.raw(32)),
+                    version=version, flags=flags)
+    if flags & HAS_CONTENT_DIGEST:
+        header.content_digest = bytes(r.raw(DIGEST_SIZE))
+    body_size = r.uint(MAX_BODY_SIZE)
+    dict_log = r.raw(1)[0]
+    if not _MIN_DICT_LOG <= dict_log <= _MAX_DICT_LOG:
+        raise FormatError("patch header", f"dictionary size 2**{dict_log} out of range")
+    return header, body_size, dict_log, r.pos
+
+
+def decode(blob) -> Tuple[Header, Body]:
+    header, body_size, dict_log, start = decode_header(blob)
+    decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_filters(dict_log))
+    try:
+        payload = decomp.decompress(bytes(blob[start:]), max_length=body_size + 1)
+    except lzma.LZMAError as exc:
+        raise FormatError("patch body", f"corrupt compressed data ({exc})") from None
+    if len(payload) != body_size or not decomp.eof:
+        raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
+    if decomp.unused_data:
+        raise FormatError("patch body", f"{len(decomp.unused_data)} stray bytes after the body")
+    r = Reader(payload, "patch body")
+    ops = bytes(r.raw(r.uint(r.remaining)))
+    data = bytes(r.raw(r.uint(r.remaining)))
+    lit = bytes(r.raw(r.remaining))
+    return header, Body(ops, data, lit)
+
+
+def sha256_of(buf) -> bytes:
+    return hashlib.sha256(buf).digest()

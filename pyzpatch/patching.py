@@ -1,0 +1,241 @@
+"""``make`` and ``apply`` for single files: the safety rules around the diff engine.
+
+make: diff OLD and NEW by their structure (or as whole files where structure cannot help),
+then apply the patch in memory and compare with NEW before anything is written.
+
+apply: check the patch, check that the target is exactly the file the patch was made from,
+stream the result into a temporary file beside the output, flush it, check its SHA-256, and only
+then rename it into place, keeping the target's mode. Any failure leaves the target as it was.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional
+
+from .errors import FormatError, PyzpatchError
+from .formats import carchive, executable
+from .formats.node import flatten
+from .delta import patchfile
+from .delta.digest import content_digest
+from .delta.engine import STRUCT, Change, Decoder, Encoder
+from .delta.patchfile import Body, Header
+from .source import FileBytes
+
+# A structural patch larger than this (and than 2% of the new file) is compared with a
+# whole-file diff, and the smaller one is kept.
+_FALLBACK_CHECK_BYTES = 64 * 1024
+_WRITE_BLOCK = 1024 * 1024
+
+
+@dataclass
+class MadePatch:
+    data: bytes
+    header: Header
+    changes: List[Change]
+    structural: bool
+    note: Optional[str] = None  # why a whole-file diff was used, if it was
+
+
+@dataclass
+class ApplyResult:
+    target: str
+    output: Optional[str]  # None for a dry run
+    new_size: int
+    new_sha256: bytes
+    byte_identical: bool  # False: content-identical only (another zlib re-compressed differently)
+    written: bool
+
+
+def _python_version(buf) -> Optional[int]:
+    try:
+        start, end = executable.locate_archive(buf)
+        return carchive.COOKIE.unpack_from(buf, end - carchive.COOKIE.size)[4]
+    except FormatError:
+        return None
+
+
+def _encode(old, new, whole_file: bool):
+    encoder = Encoder()
+    if whole_file:
+        encoder.bytes_delta(old, new)
+    else:
+        encoder.data_delta(old, new, "")
+    out = encoder.out
+    return Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)), encoder.changes
+
+
+def make_patch(old_path, new_path) -> MadePatch:
+    """Diff two files into a verified patch (not yet written anywhere)."""
+    with FileBytes(old_path) as old, FileBytes(new_path) as new:
+        header = Header(old_size=len(old), old_sha256=patchfile.sha256_of(old.data),
+                        new_size=len(new), new_sha256=patchfile.sha256_of(new.data))
+        old_py, new_py = _python_version(old.data), _python_version(new.data)
+        note = None
+        if old_py and new_py and old_py != new_py:
+            note = (f"built with different Pythons ({old_py // 100}.{old_py % 100} and "
+                    f"{new_py // 100}.{new_py % 100}): used a whole-file diff")
+        try:
+            body, changes = _encode(old.data, new.data, whole_file=note is not None)
+        except FormatError as exc:
+            raise exc.with_source(str(new_path))
+        structural = body.ops[:1] == bytes([STRUCT])
+        if not structural and note is None:
+            note = "not a PyInstaller executable or zip archive: used a whole-file diff"
+        if structural:
+            header.content_digest = content_digest(new.data)
+        data = patchfile.encode(header, body)
+        if structural and len(data) > max(_FALLBACK_CHECK_BYTES, len(new) // 50):
+            whole_body, _ = _encode(old.data, new.data, whole_file=True)
+            whole_header = Header(header.old_size, header.old_sha256, header.new_size, header.new_sha256)
+            whole = patchfile.encode(whole_header, whole_body)
+            if len(whole) < len(data):
+                data, header, changes, structural = whole, whole_header, [], False
+                note = "the parts changed too much for structure to help: used a whole-file diff"
+        _verify_in_memory(data, old.data, str(new_path))
+        return MadePatch(data=data, header=header, changes=changes, structural=structural, note=note)
+
+
+def _verify_in_memory(data: bytes, old, new_name: str) -> None:
+    header, body = patchfile.decode(data)
+    piece = _decode(header, body, old)
+    h = hashlib.sha256()
+    size = 0
+    for chunk in flatten([piece]):
+        h.update(chunk)
+        size += len(chunk)
+    if size != header.new_size or h.digest() != header.new_sha256:
+        raise PyzpatchError("internal error: the patch does not rebuild this file exactly; "
+                            "please report it with both files", source=new_name)
+
+
+def _decode(header: Header, body: Body, old):
+    decoder = Decoder(body.ops, body.data, body.lit, size_limit=len(body.data) + len(body.lit) + header.new_size)
+    piece = decoder.data_apply(old)
+    decoder.finish()
+    return piece
+
+
+def read_patch(path) -> tuple:
+    try:
+        with open(path, "rb") as fp:
+            blob = fp.read()
+    except OSError as exc:
+        raise PyzpatchError(exc.strerror or str(exc), source=str(path)) from None
+    try:
+        return patchfile.decode(blob)
+    except FormatError as exc:
+        raise exc.with_source(str(path))
+
+
+def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, limit: Optional[int] = None):
+    """Write chunks to a temporary file beside ``path``, fsync it, and return its name and
+    SHA-256; the caller renames it into place (or removes it) after checking."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".pyzpatch-tmp", dir=directory)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as fp:
+            pending: List = []
+            pending_size = 0
+            for chunk in chunks:
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise PyzpatchError(f"the patch produces more than the {limit} bytes it declares")
+                h.update(chunk)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= _WRITE_BLOCK:
+                    fp.write(b"".join(pending))
+                    pending, pending_size = [], 0
+            if pending:
+                fp.write(b"".join(pending))
+            os.fsync(fp.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return tmp, size, h.digest()
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResult:
+    """Apply the patch file ``patch`` to ``target``. The result replaces ``target`` (or goes to
+    ``output``); with ``dry_run`` nothing is written. Raises PyzpatchError, target untouched."""
+    target = os.fspath(target)
+    header, body = read_patch(patch)
+    real_target = os.path.realpath(target)
+    with FileBytes(real_target) as old:
+        if len(old) != header.old_size:
+            raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
+                                f"{len(old)}: not the file the patch was made from", source=target)
+        if patchfile.sha256_of(old.data) != header.old_sha256:
+            raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
+                                "modified version)", source=target)
+        try:
+            piece = _decode(header, body, old.data)
+        except FormatError as exc:
+            raise exc.with_source(str(patch))
+        chunks = flatten([piece])
+        if dry_run:
+            h = hashlib.sha256()
+            size = 0
+            for chunk in chunks:
+                size += len(chunk)
+                if size > header.new_size:
+                    raise PyzpatchError("the patch produces more bytes than it declares", source=str(patch))
+                h.update(chunk)
+            if size == header.new_size and h.digest() == header.new_sha256:
+                return ApplyResult(target, None, size, h.digest(), True, False)
+            raise PyzpatchError("applying it gives a different file than the one it was made from",
+                                source=str(patch))
+
+        out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
+        mode = stat.S_IMODE(os.stat(real_target).st_mode)
+        tmp, size, digest = write_file_atomically(out_path, chunks, mode, limit=header.new_size)
+    byte_identical = size == header.new_size and digest == header.new_sha256
+    if not byte_identical and not _content_identical(tmp, header):
+        _remove_quietly(tmp)
+        raise PyzpatchError("applying it gives a different file than the one it was made from "
+                            "(not even its content matches)", source=str(patch))
+    try:
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise PyzpatchError(f"cannot replace it: {exc.strerror}", source=out_path) from None
+    _fsync_dir(os.path.dirname(out_path))
+    return ApplyResult(target, out_path, size, digest, byte_identical, True)
+
+
+def _content_identical(path: str, header: Header) -> bool:
+    if header.content_digest is None:
+        return False
+    try:
+        with FileBytes(path) as fb:
+            return content_digest(fb.data) == header.content_digest
+    except PyzpatchError:
+        return False
