@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -81,6 +82,110 @@ def extract(
         if d.path is None:
             typer.echo(f"skipped {d.name} ({d.note})")
     typer.echo(f"extracted {len(written)} items into {out}")
+
+
+def _size(n: Optional[int]) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+def _print_changes(changes: List[dict]) -> None:
+    for c in changes:
+        sizes = ""
+        if c["action"] == "changed" and c["old_size"] is not None:
+            sizes = f" {_size(c['old_size'])} -> {_size(c['new_size'])} bytes"
+        elif c["action"] == "added" and c["new_size"] is not None:
+            sizes = f" {_size(c['new_size'])} bytes"
+        cost = f", {c['patch_bytes']:,} patch bytes" if c.get("patch_bytes") is not None else ""
+        how = f" ({c['how']}{cost})" if c["how"] else ""
+        typer.echo(f"  {c['action']:<9} {c['path']}{sizes}{how}")
+
+
+@app.command()
+def make(
+    old: Path = typer.Argument(..., help="The executable (or .pkg, .pyz, zip) devices have now."),
+    new: Path = typer.Argument(..., help="The new build it should become."),
+    out: Path = typer.Option(..., "--output", "-o", help="Where to write the patch."),
+    as_json: bool = typer.Option(False, "--json", help="Print what the patch holds as JSON."),
+) -> None:
+    """Write a patch that turns OLD into NEW exactly (verified before it is written)."""
+    from .patching import change_dict, is_container_change, make_patch, write_file_atomically
+
+    try:
+        for given in (old, new):
+            if out.exists() and out.resolve() == given.resolve():
+                raise PyzpatchError("refusing to overwrite an input with the patch", source=str(out))
+        made = make_patch(old, new)
+        tmp, _, _ = write_file_atomically(out, [made.data], 0o644)
+        os.replace(tmp, out)
+    except PyzpatchError as exc:
+        _fail(str(exc))
+    changes = [change_dict(c) for c in made.changes if not is_container_change(c)]
+    if as_json:
+        typer.echo(json.dumps({"patch": str(out), "patch_size": len(made.data), "structural": made.structural,
+                               "note": made.note, "old_size": made.header.old_size,
+                               "new_size": made.header.new_size, "changes": changes}, indent=2))
+        return
+    typer.echo(f"wrote {out}: {len(made.data):,} bytes, turns {old} ({made.header.old_size:,} bytes) "
+               f"into {new} ({made.header.new_size:,} bytes)")
+    if made.note:
+        typer.echo(f"  note: {made.note}")
+    _print_changes(changes)
+
+
+@app.command()
+def apply(
+    target: Path = typer.Argument(..., help="The file to patch (replaced in place unless -o is given)."),
+    patch: Path = typer.Argument(..., help="The patch file."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here; leave TARGET alone."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check that the patch applies; write nothing."),
+) -> None:
+    """Turn TARGET into the file the patch was made from: verified, atomic, all or nothing."""
+    from .patching import apply_patch
+
+    try:
+        result = apply_patch(target, patch, out, dry_run=dry_run)
+    except PyzpatchError as exc:
+        _fail(str(exc))
+    if not result.written:
+        typer.echo(f"{patch} applies to {target}: the result is byte-identical to the build it was made from "
+                   f"({result.new_size:,} bytes, SHA-256 {result.new_sha256.hex()[:16]}...)")
+        return
+    verdict = ("byte-identical to the build" if result.byte_identical else
+               "content-identical to the build (this machine's zlib compressed some parts differently)")
+    typer.echo(f"patched {result.output}: {result.new_size:,} bytes, {verdict}")
+
+
+@app.command()
+def verify(
+    target: Path = typer.Argument(..., help="The file the patch should apply to."),
+    patch: Path = typer.Argument(..., help="The patch file."),
+) -> None:
+    """Check that PATCH applies to TARGET and gives the exact new file, writing nothing."""
+    apply(target, patch, None, True)
+
+
+@app.command()
+def show(
+    patch: Path = typer.Argument(..., help="The patch file."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
+) -> None:
+    """What a patch changes, what it applies to and what it produces."""
+    from .patching import describe_patch
+
+    try:
+        desc = describe_patch(patch)
+    except PyzpatchError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(desc, indent=2))
+        return
+    typer.echo(f"{patch}: pyzpatch patch, format {desc['format_version']}, {desc['patch_size']:,} bytes")
+    typer.echo(f"  applies to: {desc['old']['size']:,} bytes, SHA-256 {desc['old']['sha256']}")
+    typer.echo(f"  produces:   {desc['new']['size']:,} bytes, SHA-256 {desc['new']['sha256']}")
+    if not desc["structural"]:
+        typer.echo("  whole-file diff (no structure used)")
+    leaf = [c for c in desc["changes"] if not (c["action"] == "changed" and c["how"] in ("struct", "recompressed struct"))]
+    _print_changes(leaf)
 
 
 def main() -> None:

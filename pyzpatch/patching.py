@@ -114,7 +114,7 @@ def _verify_in_memory(data: bytes, old, new_name: str) -> None:
 
 def _decode(header: Header, body: Body, old):
     decoder = Decoder(body.ops, body.data, body.lit, size_limit=len(body.data) + len(body.lit) + header.new_size)
-    piece = decoder.data_apply(old)
+    piece = decoder.data_apply(old, "")
     decoder.finish()
     return piece
 
@@ -190,6 +190,8 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
     header, body = read_patch(patch)
     real_target = os.path.realpath(target)
     with FileBytes(real_target) as old:
+        if len(old) == header.new_size and patchfile.sha256_of(old.data) == header.new_sha256:
+            raise PyzpatchError("is already the file this patch produces; nothing to do", source=target)
         if len(old) != header.old_size:
             raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
                                 f"{len(old)}: not the file the patch was made from", source=target)
@@ -229,6 +231,38 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
         raise PyzpatchError(f"cannot replace it: {exc.strerror}", source=out_path) from None
     _fsync_dir(os.path.dirname(out_path))
     return ApplyResult(target, out_path, size, digest, byte_identical, True)
+
+
+def describe_patch(path) -> dict:
+    """What a patch file says and does, without the file it applies to (``show``)."""
+    header, body = read_patch(path)
+    decoder = Decoder(body.ops, body.data, body.lit, size_limit=len(body.data) + len(body.lit) + header.new_size)
+    try:
+        root = decoder.describe()
+    except FormatError as exc:
+        raise exc.with_source(str(path))
+    return {
+        "patch": os.fspath(path),
+        "patch_size": os.path.getsize(path),
+        "format_version": header.version,
+        "old": {"size": header.old_size, "sha256": header.old_sha256.hex()},
+        "new": {"size": header.new_size, "sha256": header.new_sha256.hex()},
+        "content_digest": header.content_digest.hex() if header.content_digest else None,
+        "structural": root == "struct",
+        "body": {"ops": len(body.ops), "data": len(body.data), "literal": len(body.lit),
+                 "compression": "deflate" if header.flags & patchfile.DEFLATE_BODY else "lzma2"},
+        "changes": [change_dict(c) for c in decoder.changes],
+    }
+
+
+def change_dict(change: Change) -> dict:
+    return {"path": change.path.lstrip("/"), "action": change.action, "how": change.how,
+            "old_size": change.old_size, "new_size": change.new_size, "patch_bytes": change.patch_bytes}
+
+
+def is_container_change(change: Change) -> bool:
+    """A change that only says a container's parts changed (each part has its own line)."""
+    return change.action == "changed" and change.how in ("struct", "recompressed struct")
 
 
 def _content_identical(path: str, header: Header) -> bool:

@@ -56,6 +56,7 @@ class Change:
     how: str = ""  # the encoding of a changed or added child
     old_size: Optional[int] = None
     new_size: Optional[int] = None
+    patch_bytes: Optional[int] = None  # bytes of the (uncompressed) patch body this change uses
 
 
 def same_bytes(a, b) -> bool:
@@ -138,7 +139,7 @@ class Encoder:
                 ops.uint(STRUCT)
                 ops.uint(registry.KINDS.index(kind))
                 self.node_delta(old_node, new_node, path)
-                return f"{kind} by parts"
+                return "struct"
         return self.bytes_delta(old, new)
 
     def bytes_delta(self, old, new) -> str:
@@ -270,105 +271,149 @@ class Encoder:
         runs_writer.raw(rank.to_bytes(permutation_bytes(n), "little"))
         if len(runs_writer) < permutation_bytes(len(order)):
             ops.uint(ORDER_RUNS)
+            ops.uint(len(order))
             ops.raw(runs_writer.getvalue())
         else:
             ops.uint(ORDER_RANK)
+            ops.uint(len(order))
             rank, n = rank_permutation(order)
             ops.raw(rank.to_bytes(permutation_bytes(n), "little"))
         return True
 
 
 class Decoder:
-    """Rebuilds new bytes from old ones and a patch's streams. Every count and length in the
-    streams is checked against what remains and against ``size_limit`` (the new file's size
-    bounds what any single piece may be, decompressed pieces aside)."""
+    """Rebuilds new bytes from old ones and a patch's streams.
+
+    Every count and length in the streams is checked against what remains and against
+    ``size_limit``. With ``old=None`` throughout (``describe``), it walks the same streams
+    without any old file, recording in ``changes`` what the patch does, for ``show``.
+    """
 
     def __init__(self, ops: bytes, data: bytes, lit: bytes, size_limit: int):
         self.ops = Reader(ops, "patch structure")
         self.data = Reader(data, "patch difference data")
         self.lit = Reader(lit, "patch literal data")
         self.size_limit = size_limit
+        self.changes: List[Change] = []
 
     def finish(self) -> None:
         for reader in (self.ops, self.data, self.lit):
             reader.expect_end()
 
-    def data_apply(self, old):
-        op = self.ops.uint()
+    def describe(self) -> str:
+        """Walk the whole patch without the old file; return the root encoding's name."""
+        mark = self.ops.pos
+        how = OP_NAMES[self.ops.uint()] if self.ops.remaining else "?"
+        self.ops.pos = mark
+        self.data_apply(None, "")
+        self.finish()
+        return how
+
+    # -- bytes ---------------------------------------------------------------------------
+
+    def data_apply(self, old, path: str):
+        """The new bytes (a bytes-like object or LazyBlob); None when describing."""
+        ops = self.ops
+        op = ops.uint()
         if op == SAME:
             return old
         if op == LITERAL:
-            return bytes(self.lit.raw(self.ops.uint(self.size_limit)))
+            return bytes(self.lit.raw(ops.uint(self.size_limit)))
         if op == SPLICE:
-            out = bytearray(old)
-            pos = 0
-            for _ in range(self.ops.uint(self.ops.remaining)):
-                pos += self.ops.uint(len(out))
-                length = self.ops.uint(len(out))
-                if pos + length > len(out):
-                    raise self.ops.fail("splice run past the end of its data")
-                out[pos:pos + length] = self.lit.raw(length)
-                pos += length
-            return bytes(out)
+            return self._splice(old)
         if op == BSDIFF:
             return self._bsdiff(old)
         if op == STRUCT:
-            kind_index = self.ops.uint()
+            kind_index = ops.uint()
             if kind_index >= len(registry.KINDS):
-                raise self.ops.fail(f"unknown container kind {kind_index}")
-            node = registry.open_node(registry.KINDS[kind_index], materialize(old) if isinstance(old, LazyBlob)
-                                      else old)
-            return registry.build_node(self.node_apply(node))
-        raise self.ops.fail(f"unknown operation {op}")
+                raise ops.fail(f"unknown container kind {kind_index}")
+            if old is None:
+                self.node_apply(None, path)
+                return None
+            buf = materialize(old) if isinstance(old, LazyBlob) else old
+            node = registry.open_node(registry.KINDS[kind_index], buf)
+            return registry.build_node(self.node_apply(node, path))
+        raise ops.fail(f"unknown operation {op}")
 
-    def _bsdiff(self, old) -> bytes:
-        new_len = self.ops.uint(self.size_limit)
-        count = self.ops.uint(self.ops.remaining // 3)
+    def _splice(self, old):
+        ops = self.ops
+        out = bytearray(old) if old is not None else None
+        bound = len(out) if out is not None else self.size_limit
+        pos = 0
+        for _ in range(ops.uint(ops.remaining)):
+            pos += ops.uint(bound)
+            length = ops.uint(bound)
+            if pos + length > bound:
+                raise ops.fail("splice run past the end of its data")
+            run = self.lit.raw(length)
+            if out is not None:
+                out[pos:pos + length] = run
+            pos += length
+        return bytes(out) if out is not None else None
+
+    def _bsdiff(self, old):
+        ops = self.ops
+        new_len = ops.uint(self.size_limit)
+        count = ops.uint(ops.remaining // 3)
         control = bytearray()
         total_diff = total_extra = 0
         old_pos = 0
-        old_len = len(old)
         for _ in range(count):
-            x, y, z = self.ops.uint(new_len), self.ops.uint(new_len), self.ops.sint()
+            x, y, z = ops.uint(new_len), ops.uint(new_len), ops.sint()
             total_diff += x
             total_extra += y
-            if old_pos + x > old_len or old_pos < 0:
-                raise self.ops.fail("difference run outside the old data")
+            if old is not None and (old_pos < 0 or old_pos + x > len(old)):
+                raise ops.fail("difference run outside the old data")
             old_pos += x + z
             control += bsdiff4.core.encode_int64(x) + bsdiff4.core.encode_int64(y) + bsdiff4.core.encode_int64(z)
         if total_diff + total_extra != new_len:
-            raise self.ops.fail("difference runs do not add up to the new size")
+            raise ops.fail("difference runs do not add up to the new size")
         diff = bytes(self.data.raw(total_diff))
         extra = bytes(self.lit.raw(total_extra))
+        if old is None:
+            return None
         return bsdiff4.core.patch(bytes(old), new_len, bytes(control), diff, extra)
 
-    def child_apply(self, old: Optional[Child], path: str) -> Tuple[object, Optional[str], Optional[int]]:
-        """(new stored data, compression, content size) of one child."""
-        tag = self.ops.uint()
+    # -- children ------------------------------------------------------------------------
+
+    def _position(self) -> int:
+        return self.ops.pos + self.data.pos + self.lit.pos
+
+    def child_apply(self, old: Optional[Child], path: str, describing: bool) -> Tuple[object, Optional[str], Optional[int], str]:
+        """(new stored data, compression, content size, encoding name) of one child."""
+        ops = self.ops
+        tag = ops.uint()
         if tag >= len(COMPRESSIONS):
-            raise self.ops.fail(f"unknown compression {tag}")
+            raise ops.fail(f"unknown compression {tag}")
         compression = COMPRESSIONS[tag]
-        mark = self.ops.pos
-        op = self.ops.uint()
+        mark = ops.pos
+        op = ops.uint()
         if op == SAME:
-            if old is None:
-                raise self.ops.fail("an added child cannot be 'same'")
-            return old.data, compression, old.content_size
+            if old is None and not describing:
+                raise ops.fail("an added child cannot be 'same'")
+            return (old.data if old else None), compression, (old.content_size if old else None), "same"
         if op == RECOMPRESS:
             if compression is None:
-                raise self.ops.fail("re-compression of an uncompressed child")
-            params = recompress.Params.unpack(self.ops.uint())
+                raise ops.fail("re-compression of an uncompressed child")
+            params = recompress.Params.unpack(ops.uint())
+            mark = ops.pos
+            inner = OP_NAMES[ops.uint()] if ops.remaining else "?"
+            ops.pos = mark
+            if describing:
+                self.data_apply(None, path)
+                return None, compression, None, f"recompressed {inner}"
             old_content = b""
             if old is not None:
                 old_content = inflate(old.data, path, old.content_size) if old.compression else old.data
-            content = materialize(self.data_apply(old_content))
-            return recompress.compress(content, compression, params), compression, len(content)
-        self.ops.pos = mark
-        data = self.data_apply(old.data if old is not None else b"")
-        content_size = self.ops.value() if compression else None
+            content = materialize(self.data_apply(old_content, path))
+            return recompress.compress(content, compression, params), compression, len(content), \
+                f"recompressed {inner}"
+        ops.pos = mark
+        data = self.data_apply(None if describing else (old.data if old is not None else b""), path)
+        content_size = ops.value() if compression else None
         if content_size is not None and not isinstance(content_size, int):
-            raise self.ops.fail("content size is not a number")
-        return data, compression, content_size
+            raise ops.fail("content size is not a number")
+        return data, compression, content_size, OP_NAMES[op]
 
     def _indices(self, count: int, bound: int, what: str) -> List[int]:
         """``count`` strictly increasing indices below ``bound``, stored as gaps."""
@@ -382,61 +427,88 @@ class Decoder:
             out.append(pos)
         return out
 
-    def _order(self, count: int) -> List[int]:
+    def _order(self, count: Optional[int]) -> Optional[List[int]]:
+        """The new order of ``count`` kept children (count None when describing)."""
         ops = self.ops
         how = ops.uint()
         if how == ORDER_SAME:
-            return list(range(count))
+            return None
+        if how not in (ORDER_RANK, ORDER_RUNS):
+            raise ops.fail(f"unknown order encoding {how}")
+        n = ops.uint(ops.remaining * 8 if count is None else count)
+        if count is not None and n != count:
+            raise ops.fail(f"reorders {n} children, the base has {count}")
         if how == ORDER_RANK:
-            raw = ops.raw(permutation_bytes(count))
-            return unrank_permutation(int.from_bytes(raw, "little"), count)
-        if how == ORDER_RUNS:
-            n_runs = ops.uint(count)
-            if n_runs == 0 and count:
-                raise ops.fail("an order with no runs")
-            starts = [0] + [0] * max(0, n_runs - 1)
-            for b in range(1, n_runs):
-                starts[b] = starts[b - 1] + ops.uint(count)
-                if starts[b] <= starts[b - 1] or starts[b] >= count:
-                    raise ops.fail("run starts out of order or range")
-            ends = starts[1:] + [count]
-            raw = ops.raw(permutation_bytes(n_runs))
-            blocks = unrank_permutation(int.from_bytes(raw, "little"), n_runs)
-            return [i for b in blocks for i in range(starts[b], ends[b])]
-        raise ops.fail(f"unknown order encoding {how}")
+            raw = ops.raw(permutation_bytes(n))
+            return unrank_permutation(int.from_bytes(raw, "little"), n)
+        n_runs = ops.uint(n)
+        if n_runs == 0 and n:
+            raise ops.fail("an order with no runs")
+        starts = [0] * n_runs
+        for b in range(1, n_runs):
+            starts[b] = starts[b - 1] + ops.uint(n)
+            if starts[b] <= starts[b - 1] or starts[b] >= n:
+                raise ops.fail("run starts out of order or range")
+        ends = starts[1:] + [n]
+        raw = ops.raw(permutation_bytes(n_runs))
+        blocks = unrank_permutation(int.from_bytes(raw, "little"), n_runs)
+        return [i for b in blocks for i in range(starts[b], ends[b])]
 
-    def _key(self, index: dict, what: str) -> int:
+    def _key(self, index: Optional[dict], what: str) -> Tuple[str, Optional[int]]:
         key = self.ops.text()
+        if index is None:
+            return key, None
         if key not in index:
             raise self.ops.fail(f"{what} {key!r} is not in the base (is this the right file?)")
-        return index[key]
+        return key, index[key]
 
-    def node_apply(self, old: Node) -> Node:
+    def node_apply(self, old: Optional[Node], path: str) -> Optional[Node]:
         ops = self.ops
-        meta = ops.value_delta(old.meta)
-        old_index = {c.key: i for i, c in enumerate(old.children)}
+        describing = old is None
+        meta = ops.value_delta(None if describing else old.meta)
+        old_count = None if describing else len(old.children)
+        old_index = None if describing else {c.key: i for i, c in enumerate(old.children)}
         removed = set()
-        for _ in range(ops.uint(len(old.children))):
-            removed.add(self._key(old_index, "removed child"))
-        kept = [c for i, c in enumerate(old.children) if i not in removed]
-        kept = [kept[i] for i in self._order(len(kept))]
+        for _ in range(ops.uint(ops.remaining if describing else old_count)):
+            key, index = self._key(old_index, "removed child")
+            if index in removed and not describing:
+                raise ops.fail(f"child {key!r} removed twice")
+            removed.add(index)
+            self.changes.append(Change(f"{path}/{key}", "removed"))
+        kept = [] if describing else [c for i, c in enumerate(old.children) if i not in removed]
+        order = self._order(None if describing else len(kept))
+        if order is not None:
+            self.changes.append(Change(path, "reordered", f"{len(order)} children"))
+            if not describing:
+                kept = [kept[i] for i in order]
         added_count = ops.uint(ops.remaining)
-        total = len(kept) + added_count
+        total = (ops.remaining * 8 + added_count) if describing else len(kept) + added_count
         added = {}
         for pos in self._indices(added_count, total, "added child"):
             key = ops.text()
             attrs = ops.value()
-            data, compression, size = self.child_apply(None, key)
+            start = self._position()
+            data, compression, size, how = self.child_apply(None, f"{path}/{key}", describing)
             added[pos] = Child(key, attrs, data, compression, size)
-        kept_index = {c.key: j for j, c in enumerate(kept)}
-        for _ in range(ops.uint(len(kept))):
-            pos = self._key(kept_index, "changed child")
-            child = kept[pos]
-            attrs = ops.value_delta(child.attrs)
-            data, compression, size = self.child_apply(child, child.key)
-            kept[pos] = Child(child.key, attrs, data, compression, size)
+            self.changes.append(Change(f"{path}/{key}", "added", how, new_size=None if data is None else len(data),
+                                       patch_bytes=self._position() - start))
+        kept_index = None if describing else {c.key: j for j, c in enumerate(kept)}
+        for _ in range(ops.uint(ops.remaining if describing else len(kept))):
+            key, pos = self._key(kept_index, "changed child")
+            child = None if describing else kept[pos]
+            start = self._position()
+            attrs = ops.value_delta(None if describing else child.attrs)
+            data, compression, size, how = self.child_apply(child, f"{path}/{key}", describing)
+            self.changes.append(Change(f"{path}/{key}", "changed", how,
+                                       old_size=None if describing else len(child.data),
+                                       new_size=None if data is None else len(data),
+                                       patch_bytes=self._position() - start))
+            if not describing:
+                kept[pos] = Child(key, attrs, data, compression, size)
+        if describing:
+            return None
         it = iter(kept)
-        children = [added[i] if i in added else next(it) for i in range(total)]
+        children = [added[i] if i in added else next(it) for i in range(len(kept) + added_count)]
         keys = [c.key for c in children]
         if len(set(keys)) != len(keys):
             raise ops.fail("the rebuilt container has two children with the same key")

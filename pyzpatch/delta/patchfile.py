@@ -3,18 +3,22 @@
 Layout (see docs/patch-format.md):
 
     magic "PZP" | format version (1 byte) | flags (varint)
-    old size (varint) | old SHA-256 (32) | new size (varint) | new SHA-256 (32)
+    old size (varint) | old SHA-256 (32) | new size - old size (signed varint) | new SHA-256 (32)
     [content digest (8), if flags & HAS_CONTENT_DIGEST]
-    body size (varint) | dictionary size as log2 (1 byte)
-    body: raw LZMA2 of  ops size (varint) | ops | data size (varint) | data | lit
+    body size (varint) | [LZMA2 dictionary size as log2 (1 byte), unless flags & DEFLATE_BODY]
+    body, compressed by raw LZMA2 (or raw deflate if flags & DEFLATE_BODY):
+        ops size (varint) | ops | data size (varint) | data | lit
 
 The three body streams are the engine's (structure, bsdiff difference blocks, literal bytes);
 one outer compressor serves them all, so a one-line change costs a few dozen bytes of body.
+Raw deflate has less fixed overhead than LZMA2, which wins on all but the smallest bodies; the
+writer keeps whichever is smaller.
 """
 from __future__ import annotations
 
 import hashlib
 import lzma
+import zlib
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -24,7 +28,8 @@ from .wire import Reader, Writer
 MAGIC = b"PZP"
 VERSION = 1
 HAS_CONTENT_DIGEST = 1
-KNOWN_FLAGS = HAS_CONTENT_DIGEST
+DEFLATE_BODY = 2
+KNOWN_FLAGS = HAS_CONTENT_DIGEST | DEFLATE_BODY
 DIGEST_SIZE = 8
 # Largest body pyzpatch will decompress: patches carry decompressed module bytes, so a body can
 # exceed the new file's size, but not by this much.
@@ -64,20 +69,26 @@ def encode(header: Header, body: Body) -> bytes:
     payload = raw.getvalue()
     dict_log = max(_MIN_DICT_LOG, min(_MAX_DICT_LOG, (len(payload) - 1).bit_length()))
     compressed = lzma.compress(payload, format=lzma.FORMAT_RAW, filters=_filters(dict_log))
+    flags = HAS_CONTENT_DIGEST if header.content_digest else 0
+    if len(payload) < 1024 * 1024:
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+        deflated = deflater.compress(payload) + deflater.flush()
+        if len(deflated) + 1 < len(compressed):
+            compressed, flags = deflated, flags | DEFLATE_BODY
 
     out = Writer()
     out.raw(MAGIC)
     out.raw(bytes([header.version]))
-    flags = HAS_CONTENT_DIGEST if header.content_digest else 0
     out.uint(flags)
     out.uint(header.old_size)
     out.raw(header.old_sha256)
-    out.uint(header.new_size)
+    out.sint(header.new_size - header.old_size)
     out.raw(header.new_sha256)
     if header.content_digest:
         out.raw(header.content_digest)
     out.uint(len(payload))
-    out.raw(bytes([dict_log]))
+    if not flags & DEFLATE_BODY:
+        out.raw(bytes([dict_log]))
     out.raw(compressed)
     return out.getvalue()
 
@@ -94,23 +105,35 @@ def decode_header(blob) -> Tuple[Header, int, int, int]:
     flags = r.uint()
     if flags & ~KNOWN_FLAGS:
         raise FormatError("patch header", f"unknown flags {flags:#x}")
-    header = Header(old_size=r.uint(), old_sha256=bytes(r.raw(32)), new_size=r.uint(), new_sha256=bytes(r.raw(32)),
+    old_size = r.uint()
+    old_sha256 = bytes(r.raw(32))
+    new_size = old_size + r.sint()
+    if new_size < 0:
+        raise FormatError("patch header", f"new size {new_size} is negative")
+    header = Header(old_size=old_size, old_sha256=old_sha256, new_size=new_size, new_sha256=bytes(r.raw(32)),
                     version=version, flags=flags)
     if flags & HAS_CONTENT_DIGEST:
         header.content_digest = bytes(r.raw(DIGEST_SIZE))
     body_size = r.uint(MAX_BODY_SIZE)
-    dict_log = r.raw(1)[0]
-    if not _MIN_DICT_LOG <= dict_log <= _MAX_DICT_LOG:
-        raise FormatError("patch header", f"dictionary size 2**{dict_log} out of range")
+    dict_log = 0
+    if not flags & DEFLATE_BODY:
+        dict_log = r.raw(1)[0]
+        if not _MIN_DICT_LOG <= dict_log <= _MAX_DICT_LOG:
+            raise FormatError("patch header", f"dictionary size 2**{dict_log} out of range")
     return header, body_size, dict_log, r.pos
 
 
 def decode(blob) -> Tuple[Header, Body]:
     header, body_size, dict_log, start = decode_header(blob)
-    decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_filters(dict_log))
+    if header.flags & DEFLATE_BODY:
+        decomp = zlib.decompressobj(-15)
+        errors = zlib.error
+    else:
+        decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_filters(dict_log))
+        errors = lzma.LZMAError
     try:
-        payload = decomp.decompress(bytes(blob[start:]), max_length=body_size + 1)
-    except lzma.LZMAError as exc:
+        payload = decomp.decompress(bytes(blob[start:]), body_size + 1)
+    except errors as exc:
         raise FormatError("patch body", f"corrupt compressed data ({exc})") from None
     if len(payload) != body_size or not decomp.eof:
         raise FormatError("patch body", "truncated or corrupt (size does not match the header)")

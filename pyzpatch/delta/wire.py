@@ -163,9 +163,14 @@ class Reader:
         if tag == _SAME:
             return old
         if tag == _FIELDS:
+            mask = self.uint()
+            if old is None:  # describing a patch without its base: read past the changes
+                for i in range(mask.bit_length()):
+                    if mask >> i & 1:
+                        self.value_delta(None, depth + 1)
+                return None
             if not isinstance(old, tuple):
                 raise self.fail("field changes for a value that has no fields")
-            mask = self.uint()
             if mask >> len(old):
                 raise self.fail("field change beyond the value's fields")
             items = list(old)
