@@ -21,7 +21,7 @@ from .formats import carchive, executable
 from .formats.node import flatten
 from .delta import patchfile
 from .delta.digest import content_digest
-from .delta.engine import STRUCT, Change, Decoder, Encoder
+from .delta.engine import SAME, STRUCT, Change, Decoder, Encoder
 from .delta.patchfile import Body, Header
 from .source import FileBytes
 
@@ -82,8 +82,10 @@ def make_patch(old_path, new_path) -> MadePatch:
             body, changes = _encode(old.data, new.data, whole_file=note is not None)
         except FormatError as exc:
             raise exc.with_source(str(new_path))
-        structural = body.ops[:1] == bytes([STRUCT])
-        if not structural and note is None:
+        structural = body.ops[:1] in (bytes([STRUCT]), bytes([SAME]))
+        if body.ops[:1] == bytes([SAME]):
+            note = "the two files are identical"
+        elif not structural and note is None:
             note = "not a PyInstaller executable or zip archive: used a whole-file diff"
         if structural:
             header.content_digest = content_digest(new.data)
@@ -101,7 +103,7 @@ def make_patch(old_path, new_path) -> MadePatch:
 
 def _verify_in_memory(data: bytes, old, new_name: str) -> None:
     header, body = patchfile.decode(data)
-    piece = _decode(header, body, old)
+    piece, _ = _decode(header, body, old)
     h = hashlib.sha256()
     size = 0
     for chunk in flatten([piece]):
@@ -113,10 +115,12 @@ def _verify_in_memory(data: bytes, old, new_name: str) -> None:
 
 
 def _decode(header: Header, body: Body, old):
+    """The new file as a piece, and the most bytes it may have (more than declared only where
+    this machine's zlib re-compressed parts differently from the build machine's)."""
     decoder = Decoder(body.ops, body.data, body.lit, size_limit=len(body.data) + len(body.lit) + header.new_size)
     piece = decoder.data_apply(old, "")
     decoder.finish()
-    return piece
+    return piece, header.new_size + decoder.recompressed // 16 + 1024
 
 
 def read_patch(path) -> tuple:
@@ -199,7 +203,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
             raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
                                 "modified version)", source=target)
         try:
-            piece = _decode(header, body, old.data)
+            piece, limit = _decode(header, body, old.data)
         except FormatError as exc:
             raise exc.with_source(str(patch))
         chunks = flatten([piece])
@@ -208,7 +212,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
             size = 0
             for chunk in chunks:
                 size += len(chunk)
-                if size > header.new_size:
+                if size > limit:
                     raise PyzpatchError("the patch produces more bytes than it declares", source=str(patch))
                 h.update(chunk)
             if size == header.new_size and h.digest() == header.new_sha256:
@@ -218,7 +222,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
 
         out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
         mode = stat.S_IMODE(os.stat(real_target).st_mode)
-        tmp, size, digest = write_file_atomically(out_path, chunks, mode, limit=header.new_size)
+        tmp, size, digest = write_file_atomically(out_path, chunks, mode, limit=limit)
     byte_identical = size == header.new_size and digest == header.new_sha256
     if not byte_identical and not _content_identical(tmp, header):
         _remove_quietly(tmp)

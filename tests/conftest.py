@@ -1,7 +1,9 @@
 """Shared test fixtures: real PyInstaller builds (cached by content) and a CLI runner."""
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,57 @@ def run_program(path, *args, timeout=120) -> str:
     proc = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def variant(app: Path, edits: dict) -> Path:
+    """A copy of ``app`` with ``edits`` ({relative path: (old text, new text) or full new text or
+    None to delete}), kept at a path named by the edits so the build cache hits across runs."""
+    tag = hashlib.sha256(repr(sorted(edits.items())).encode()).hexdigest()[:16]
+    dest = REPO / ".cache" / "variants" / f"{app.name}-{tag}"
+    if not dest.exists():
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(app, tmp, ignore=shutil.ignore_patterns("__pycache__"))
+        for rel, change in edits.items():
+            path = tmp / rel
+            if change is None:
+                path.unlink()
+            elif isinstance(change, tuple):
+                text = path.read_text()
+                assert change[0] in text, (rel, change[0])
+                path.write_text(text.replace(change[0], change[1], 1))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(change)
+        tmp.rename(dest)
+    return dest
+
+
+HELLO_V2 = {"mod1.py": ("hello from mod1 v1", "hello from mod1 v2")}
+BIGAPP_V2 = {"bigapp/__init__.py": ('__version__ = "1"', '__version__ = "2"')}
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for block in iter(lambda: fp.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def hello_v2_onefile() -> Path:
+    return build(variant(HELLO_APP, HELLO_V2), "onefile", name="hello")
+
+
+@pytest.fixture(scope="session")
+def hello_v2_onedir() -> Path:
+    return build(variant(HELLO_APP, HELLO_V2), "onedir", name="hello")
+
+
+@pytest.fixture(scope="session")
+def bigapp_v2_onefile() -> Path:
+    return build(variant(BIGAPP_APP, BIGAPP_V2), "onefile", name="bigapp")
 
 
 @pytest.fixture(scope="session")

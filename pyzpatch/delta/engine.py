@@ -8,7 +8,8 @@ as generic nodes, pairs children by key, and encodes only what changed:
   that ``make`` verified re-compress them to the exact stored bytes (``RECOMPRESS``);
 - a changed container inside (a PYZ in a CArchive, a zip in a compressed entry) is opened and
   diffed the same way (``STRUCT``);
-- other bytes are a splice of changed runs, a bsdiff, or a literal, whichever is smaller.
+- other bytes are a splice of changed runs, a bsdiff, or a literal, whichever is smaller;
+- an added child whose bytes equal a removed sibling's (a renamed module) is a ``COPY`` of it.
 
 The encoding goes to three streams, compressed together later by the patch file: ``ops`` (the
 structure), ``data`` (bsdiff's difference blocks, mostly zeros) and ``lit`` (new bytes).
@@ -28,10 +29,10 @@ from ..formats.node import DEFLATE, ZLIB, Child, LazyBlob, Node, flatten, materi
 from . import recompress
 from .wire import Reader, Writer, order_runs, permutation_bytes, rank_permutation, unrank_permutation
 
-SAME, LITERAL, SPLICE, BSDIFF, STRUCT, RECOMPRESS = range(6)
+SAME, LITERAL, SPLICE, BSDIFF, STRUCT, RECOMPRESS, COPY = range(7)
 # How the kept children are ordered: as before, by a full Lehmer rank, or as runs of the old order.
 ORDER_SAME, ORDER_RANK, ORDER_RUNS = range(3)
-OP_NAMES = ["same", "literal", "splice", "bsdiff", "struct", "recompress"]
+OP_NAMES = ["same", "literal", "splice", "bsdiff", "struct", "recompress", "copy"]
 COMPRESSIONS = (None, ZLIB, DEFLATE)
 
 _SPLICE_CHUNK = 4096
@@ -181,12 +182,18 @@ class Encoder:
 
     # -- children ------------------------------------------------------------------------
 
-    def child_delta(self, old: Optional[Child], new: Child, path: str) -> str:
+    def child_delta(self, old: Optional[Child], new: Child, path: str, donors: Optional[dict] = None) -> str:
+        """Encode one child; ``donors`` maps removed siblings' bytes to their keys (for renames)."""
         ops = self.out.ops
         ops.uint(COMPRESSIONS.index(new.compression))
         if old is not None and same_bytes(old.data, new.data):
             ops.uint(SAME)
             return "same"
+        donor = donors.get(bytes(new.data)) if donors and len(new.data) else None
+        if old is None and donor is not None:
+            ops.uint(COPY)
+            ops.text(donor.key)
+            return f"copy of {donor.key}"
         if new.compression:
             try:
                 new_content = inflate(new.data, path, new.content_size)
@@ -223,6 +230,7 @@ class Encoder:
             self.changes.append(Change(path, "reordered", f"{len(order)} children"))
 
         added = [i for i, c in enumerate(new.children) if c.key not in kept_index]
+        donors = {bytes(c.data): c for c in removed} if added else {}
         ops.uint(len(added))
         prev = 0
         for i in added:
@@ -231,7 +239,7 @@ class Encoder:
             prev = i
             ops.text(child.key)
             ops.value(child.attrs)
-            how = self.child_delta(None, child, f"{path}/{child.key}")
+            how = self.child_delta(None, child, f"{path}/{child.key}", donors)
             self.changes.append(Change(f"{path}/{child.key}", "added", how, new_size=len(child.data)))
 
         changed = []
@@ -295,6 +303,9 @@ class Decoder:
         self.lit = Reader(lit, "patch literal data")
         self.size_limit = size_limit
         self.changes: List[Change] = []
+        # Decompressed bytes this machine re-compressed: the only part of the result whose
+        # size can differ from the build's (another zlib); bounds how far the size may stray.
+        self.recompressed = 0
 
     def finish(self) -> None:
         for reader in (self.ops, self.data, self.lit):
@@ -379,8 +390,10 @@ class Decoder:
     def _position(self) -> int:
         return self.ops.pos + self.data.pos + self.lit.pos
 
-    def child_apply(self, old: Optional[Child], path: str, describing: bool) -> Tuple[object, Optional[str], Optional[int], str]:
-        """(new stored data, compression, content size, encoding name) of one child."""
+    def child_apply(self, old: Optional[Child], path: str, describing: bool,
+                    donors: Optional[dict] = None) -> Tuple[object, Optional[str], Optional[int], str]:
+        """(new stored data, compression, content size, encoding name) of one child.
+        ``donors`` are the removed siblings, by key, that an added child may copy."""
         ops = self.ops
         tag = ops.uint()
         if tag >= len(COMPRESSIONS):
@@ -388,10 +401,18 @@ class Decoder:
         compression = COMPRESSIONS[tag]
         mark = ops.pos
         op = ops.uint()
-        if op == SAME:
-            if old is None and not describing:
-                raise ops.fail("an added child cannot be 'same'")
-            return (old.data if old else None), compression, (old.content_size if old else None), "same"
+        if op == COPY:
+            key = ops.text()
+            if describing:
+                return None, compression, None, f"copy of {key}"
+            if old is not None or donors is None or key not in donors:
+                raise ops.fail(f"copy of {key!r}, which is not a removed sibling")
+            donor = donors[key]
+            return donor.data, compression, donor.content_size, f"copy of {key}"
+        if op == SAME:  # for an added child: the same as nothing, i.e. empty (a runtime option)
+            if old is None:
+                return (None if describing else b""), compression, None, "same"
+            return old.data, compression, old.content_size, "same"
         if op == RECOMPRESS:
             if compression is None:
                 raise ops.fail("re-compression of an uncompressed child")
@@ -406,6 +427,7 @@ class Decoder:
             if old is not None:
                 old_content = inflate(old.data, path, old.content_size) if old.compression else old.data
             content = materialize(self.data_apply(old_content, path))
+            self.recompressed += len(content)
             return recompress.compress(content, compression, params), compression, len(content), \
                 f"recompressed {inner}"
         ops.pos = mark
@@ -415,17 +437,13 @@ class Decoder:
             raise ops.fail("content size is not a number")
         return data, compression, content_size, OP_NAMES[op]
 
-    def _indices(self, count: int, bound: int, what: str) -> List[int]:
-        """``count`` strictly increasing indices below ``bound``, stored as gaps."""
-        out: List[int] = []
-        pos = -1
-        for n in range(count):
-            gap = self.ops.uint(bound)
-            pos = gap if n == 0 else pos + gap
-            if (n and gap == 0) or pos >= bound:
-                raise self.ops.fail(f"{what} index out of order or range")
-            out.append(pos)
-        return out
+    def _next_index(self, n: int, previous: int, bound: int, what: str) -> int:
+        """The n-th of strictly increasing indices below ``bound``, stored as a gap."""
+        gap = self.ops.uint(bound)
+        pos = gap if n == 0 else previous + gap
+        if (n and gap == 0) or pos >= bound:
+            raise self.ops.fail(f"{what} index out of order or range")
+        return pos
 
     def _order(self, count: Optional[int]) -> Optional[List[int]]:
         """The new order of ``count`` kept children (count None when describing)."""
@@ -469,11 +487,14 @@ class Decoder:
         old_count = None if describing else len(old.children)
         old_index = None if describing else {c.key: i for i, c in enumerate(old.children)}
         removed = set()
+        donors = {}
         for _ in range(ops.uint(ops.remaining if describing else old_count)):
             key, index = self._key(old_index, "removed child")
             if index in removed and not describing:
                 raise ops.fail(f"child {key!r} removed twice")
             removed.add(index)
+            if not describing:
+                donors[key] = old.children[index]
             self.changes.append(Change(f"{path}/{key}", "removed"))
         kept = [] if describing else [c for i, c in enumerate(old.children) if i not in removed]
         order = self._order(None if describing else len(kept))
@@ -484,11 +505,13 @@ class Decoder:
         added_count = ops.uint(ops.remaining)
         total = (ops.remaining * 8 + added_count) if describing else len(kept) + added_count
         added = {}
-        for pos in self._indices(added_count, total, "added child"):
+        pos = -1
+        for n in range(added_count):
+            pos = self._next_index(n, pos, total, "added child")
             key = ops.text()
             attrs = ops.value()
             start = self._position()
-            data, compression, size, how = self.child_apply(None, f"{path}/{key}", describing)
+            data, compression, size, how = self.child_apply(None, f"{path}/{key}", describing, donors)
             added[pos] = Child(key, attrs, data, compression, size)
             self.changes.append(Change(f"{path}/{key}", "added", how, new_size=None if data is None else len(data),
                                        patch_bytes=self._position() - start))

@@ -8,6 +8,7 @@ Layout (see docs/patch-format.md):
     body size (varint) | [LZMA2 dictionary size as log2 (1 byte), unless flags & DEFLATE_BODY]
     body, compressed by raw LZMA2 (or raw deflate if flags & DEFLATE_BODY):
         ops size (varint) | ops | data size (varint) | data | lit
+    CRC-32 of everything before it (4 bytes, little-endian)
 
 The three body streams are the engine's (structure, bsdiff difference blocks, literal bytes);
 one outer compressor serves them all, so a one-line change costs a few dozen bytes of body.
@@ -90,7 +91,16 @@ def encode(header: Header, body: Body) -> bytes:
     if not flags & DEFLATE_BODY:
         out.raw(bytes([dict_log]))
     out.raw(compressed)
+    out.raw(zlib.crc32(out.buf).to_bytes(4, "little"))
     return out.getvalue()
+
+
+def check_integrity(blob) -> None:
+    """Refuse a patch whose bytes were altered or cut, before anything else reads them."""
+    if len(blob) < 4 or bytes(blob[:3]) != MAGIC:
+        raise FormatError("patch header", "not a pyzpatch patch (magic missing)")
+    if len(blob) < 8 or zlib.crc32(blob[:-4]) != int.from_bytes(blob[-4:], "little"):
+        raise FormatError("patch", "checksum mismatch: the patch is truncated or corrupt")
 
 
 def decode_header(blob) -> Tuple[Header, int, int, int]:
@@ -124,6 +134,8 @@ def decode_header(blob) -> Tuple[Header, int, int, int]:
 
 
 def decode(blob) -> Tuple[Header, Body]:
+    check_integrity(blob)
+    blob = memoryview(blob)[:-4]
     header, body_size, dict_log, start = decode_header(blob)
     if header.flags & DEFLATE_BODY:
         decomp = zlib.decompressobj(-15)

@@ -1,0 +1,796 @@
+"""Benchmark of pyzpatch against whole-file bsdiff4, lzma and a plain copy.
+
+    python bench/run.py [--quick] [--scenarios a,b] [--modes onefile,onedir] [--no-docs]
+
+Builds each scenario's old and new executable with PyInstaller (cached by content in
+.cache/fixtures/; variant app directories live in .cache/bench/variants/), then, for one-file
+and one-folder builds (for one-folder, only the executable dist/NAME/NAME), measures:
+
+* patch size: pyzpatch, whole-file bsdiff4, lzma (preset 9) of the new file, the new file;
+* make: pyzpatch make_patch against bsdiff4.diff of the whole files, time and peak memory;
+* apply: pyzpatch apply_patch against copying the file (shutil.copyfile + os.fsync of the
+  copy), time, and apply's peak memory; and that the patched file is the new build, byte for
+  byte (SHA-256).
+
+Every operation runs in a fresh worker process (bench/worker.py): times are taken inside the
+worker around the operation only, peak memory is the worker's ru_maxrss from os.wait4. Times
+are the median of 3 runs (1 with --quick), memory the largest of them.
+
+Writes docs/bench.md and docs/bench.png (needs matplotlib) and prints the table. Exits 1 if
+any patch could not be made or applied, or did not rebuild the new file exactly. Nothing is
+asserted about speed or size: the issue's targets are reported, met or not.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fixtures.build import BIGAPP_APP, HELLO_APP, build  # noqa: E402
+
+BENCH_CACHE = REPO / ".cache" / "bench"
+VARIANTS = BENCH_CACHE / "variants"
+DEPS = BENCH_CACHE / "deps"
+WORK = BENCH_CACHE / "work"
+LZMA_CACHE = BENCH_CACHE / "lzma-sizes.json"
+RESULTS_JSON = BENCH_CACHE / "results.json"
+WORKER = REPO / "bench" / "worker.py"
+LAUNCHER = REPO / "bench" / "launcher.py"
+DOCS = REPO / "docs"
+
+MODES = ("onefile", "onedir")
+MiB = 1024 * 1024
+
+# The dependency scenario: a pure-Python package at two versions.
+DEP_PACKAGE = "rich"
+DEP_OLD, DEP_NEW = "13.3.5", "13.7.1"
+
+
+# ---------------------------------------------------------------------------
+# Scenario inputs: which app directories to build, and how
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class BuildSpec:
+    app_dir: Path
+    name: str
+    extra_args: tuple = ()
+    env: Optional[Dict[str, str]] = None
+
+    def build(self, mode: str) -> Path:
+        """Build (cached) and return the executable: for onedir, dist/NAME/NAME."""
+        out = build(self.app_dir, mode, name=self.name, extra_args=self.extra_args, env=self.env)
+        return out / self.name if mode == "onedir" else out
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    prepare: Callable[[], tuple]  # -> (old BuildSpec, new BuildSpec)
+
+
+def _replace_once(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    count = text.count(old)
+    if count != 1:
+        raise RuntimeError("bench edit: expected exactly one %r in %s, found %d" % (old, path, count))
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def _variant(scenario: str, base: Path, edit: Callable[[Path], None]) -> Path:
+    """A fresh copy of ``base`` at a stable place, edited; same content on every run, so the
+    fixture cache (keyed by the files' content) hits."""
+    dest = VARIANTS / scenario / base.name
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(base, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    edit(dest)
+    return dest
+
+
+def prep_hello_string():
+    def edit(d):
+        _replace_once(d / "mod1.py", "hello from mod1 v1", "hello from mod1 v2")
+    return BuildSpec(HELLO_APP, "hello"), BuildSpec(_variant("hello-string", HELLO_APP, edit), "hello")
+
+
+def prep_one_function():
+    # TransactionalStore.count_values, line ~922 of the 1,806-line engine.py: one added line
+    # (so the line numbers of everything after it shift too, as in a real edit).
+    def edit(d):
+        _replace_once(
+            d / "bigapp" / "engine.py",
+            "    def count_values(self, value):\n"
+            "        return sum(1 for key in self.keys() if self.get(key) == value)\n",
+            "    def count_values(self, value):\n"
+            "        matches = [key for key in self.keys() if self.get(key) == value]\n"
+            "        return len(matches)\n",
+        )
+    return BuildSpec(BIGAPP_APP, "bigapp"), BuildSpec(_variant("one-function", BIGAPP_APP, edit), "bigapp")
+
+
+EXTRAS_MODULE = '''\
+"""A module added in the new version of bigapp (bench add-remove scenario)."""
+
+import zlib
+
+
+def checksum_line(text="bigapp"):
+    return "checksum of %r: %08x" % (text, zlib.crc32(text.encode("utf-8")))
+'''
+
+
+def prep_add_remove():
+    # Added: bigapp.extras (imported by the entry script). Removed: bigapp.sub.report (its two
+    # functions move into bigapp/sub/__init__.py).
+    def edit(d):
+        (d / "bigapp" / "extras.py").write_text(EXTRAS_MODULE, encoding="utf-8")
+        report = d / "bigapp" / "sub" / "report.py"
+        body = report.read_text(encoding="utf-8").split('"""', 2)[2]
+        report.unlink()
+        sub_init = d / "bigapp" / "sub" / "__init__.py"
+        _replace_once(sub_init, "from .report import format_report  # noqa: F401\n", body.lstrip("\n"))
+        main = d / "bigapp_main.py"
+        _replace_once(main, "from bigapp.sub.report import banner\n", "from bigapp.sub import banner\n"
+                      "from bigapp import extras\n")
+        _replace_once(main, '    print("done")\n', '    print(extras.checksum_line())\n    print("done")\n')
+    return BuildSpec(BIGAPP_APP, "bigapp"), BuildSpec(_variant("add-remove", BIGAPP_APP, edit), "bigapp")
+
+
+def prep_entry_script():
+    def edit(d):
+        _replace_once(d / "bigapp_main.py", '    print("done")\n',
+                      '    print("entry script changed in the new version")\n    print("done")\n')
+    return BuildSpec(BIGAPP_APP, "bigapp"), BuildSpec(_variant("entry-script", BIGAPP_APP, edit), "bigapp")
+
+
+DEP_PROG = '''\
+"""Bench app for the dependency scenario: uses rich, whose version is what changes."""
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+
+def main():
+    table = Table(title="pyzpatch bench")
+    table.add_column("module")
+    table.add_column("role")
+    table.add_row("rich.console", "output")
+    table.add_row("rich.table", "tables")
+    console = Console(width=60, color_system=None)
+    console.print(Panel("dependency scenario"))
+    console.print(table)
+
+
+main()
+'''
+
+
+def _dep_dir(version: str) -> Path:
+    """The package installed (once) with pip into its own directory."""
+    target = DEPS / ("%s-%s" % (DEP_PACKAGE, version))
+    if (target / DEP_PACKAGE / "__init__.py").is_file():
+        return target
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--no-deps", "--target", str(tmp), "%s==%s" % (DEP_PACKAGE, version)], check=True)
+    if target.exists():
+        shutil.rmtree(target)
+    os.rename(tmp, target)
+    return target
+
+
+def prep_dependency():
+    # The same app directory for both; only the directory holding the package differs. It is
+    # given as --paths and as PYTHONPATH for PyInstaller (so its hooks' subprocesses also see
+    # this version, not one installed in site-packages). --collect-submodules takes all of the
+    # package's modules, as a real app using much of it would.
+    app = VARIANTS / "dependency" / "richapp"
+    app.mkdir(parents=True, exist_ok=True)
+    prog = app / "prog.py"
+    if not prog.is_file() or prog.read_text(encoding="utf-8") != DEP_PROG:
+        prog.write_text(DEP_PROG, encoding="utf-8")
+
+    def spec(version):
+        d = str(_dep_dir(version))
+        return BuildSpec(app, "richapp", ("--paths", d, "--collect-submodules", DEP_PACKAGE),
+                         {"PYTHONPATH": d})
+    return spec(DEP_OLD), spec(DEP_NEW)
+
+
+def prep_unchanged():
+    return (BuildSpec(BIGAPP_APP, "bigapp"),
+            BuildSpec(BIGAPP_APP, "bigapp", env={"PYZPATCH_BENCH_REBUILD": "2"}))
+
+
+def prep_unrelated():
+    return BuildSpec(HELLO_APP, "hello"), BuildSpec(BIGAPP_APP, "bigapp")
+
+
+SCENARIOS = [
+    Scenario("hello-string", "two-file program, printed string changed", prep_hello_string),
+    Scenario("one-function", "one function edited in the middle of engine.py", prep_one_function),
+    Scenario("add-remove", "one module added, one removed", prep_add_remove),
+    Scenario("entry-script", "entry-point script changed", prep_entry_script),
+    Scenario("dependency", "%s %s -> %s" % (DEP_PACKAGE, DEP_OLD, DEP_NEW), prep_dependency),
+    Scenario("unchanged", "unchanged rebuild of bigapp", prep_unchanged),
+    Scenario("unrelated", "unrelated executables: hello -> bigapp", prep_unrelated),
+]
+
+
+# ---------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class Launcher:
+    """bench/launcher.py: starts each worker from a tiny process, so that the worker's
+    ru_maxrss (which on Linux includes the peak RSS of whatever process exec'd it) is the
+    worker's own and not this driver's."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-S", str(LAUNCHER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1, cwd=str(REPO))
+
+    def run(self, cmd, stdout, stderr) -> dict:
+        req = {"cmd": [str(c) for c in cmd], "cwd": str(REPO), "stdout": str(stdout), "stderr": str(stderr)}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise WorkerError("the bench launcher died")
+        return json.loads(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+_LAUNCHER: Optional[Launcher] = None
+
+
+def run_worker(op: str, *args) -> dict:
+    """Run one operation in a fresh process; its result plus its ru_maxrss (KiB)."""
+    global _LAUNCHER
+    if _LAUNCHER is None:
+        _LAUNCHER = Launcher()
+    WORK.mkdir(parents=True, exist_ok=True)
+    result_path = WORK / "result.json"
+    if result_path.exists():
+        result_path.unlink()
+    cmd = [sys.executable, str(WORKER), str(result_path), op, *map(str, args)]
+    done = _LAUNCHER.run(cmd, WORK / "worker.stdout", WORK / "worker.stderr")
+    if done["exit"] != 0:
+        tail = (WORK / "worker.stderr").read_text(errors="replace").strip().splitlines()[-15:]
+        raise WorkerError("%s failed (exit %d):\n  %s" % (op, done["exit"], "\n  ".join(tail)))
+    with open(result_path) as fh:
+        result = json.load(fh)
+    result["maxrss_kib"] = done["maxrss_kib"]  # the worker's ru_maxrss from os.wait4, KiB on Linux
+    return result
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(MiB), b""):  # small reads: keep this process lean
+            h.update(block)
+    return h.hexdigest()
+
+
+def lzma_size(path: Path, digest: str) -> int:
+    cache = json.loads(LZMA_CACHE.read_text()) if LZMA_CACHE.is_file() else {}
+    if digest not in cache:
+        cache[digest] = run_worker("lzma", path)["size"]
+        LZMA_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        LZMA_CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    return cache[digest]
+
+
+def smoke_run(exe: Path) -> dict:
+    """Run a built executable once: does it start and exit 0?"""
+    try:
+        proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"ok": False, "detail": str(exc)}
+    lines = (proc.stdout or "").strip().splitlines()
+    return {"ok": proc.returncode == 0, "rc": proc.returncode,
+            "last_line": lines[-1] if lines else "",
+            "stderr_tail": (proc.stderr or "").strip().splitlines()[-5:]}
+
+
+def measure(scenario: Scenario, mode: str, old: Path, new: Path, repeats: int) -> dict:
+    row = {"scenario": scenario.name, "title": scenario.title, "mode": mode,
+           "old_path": str(old), "new_path": str(new),
+           "old_size": old.stat().st_size, "new_size": new.stat().st_size, "errors": []}
+    new_sha = sha256_file(new)
+    row["new_sha256"] = new_sha
+    patch = WORK / ("%s-%s.pyzpatch" % (scenario.name, mode))
+    out = WORK / ("%s-%s.out" % (scenario.name, mode))
+
+    makes, bsdiffs, applies, copies = [], [], [], []
+    for _ in range(repeats):
+        try:
+            makes.append(run_worker("make", old, new, patch))
+        except WorkerError as exc:
+            row["errors"].append("make: %s" % exc)
+            break
+        bsdiffs.append(run_worker("bsdiff", old, new))
+    if makes:
+        sizes = {m["size"] for m in makes}
+        if len(sizes) != 1:
+            row["errors"].append("make gave different patch sizes across runs: %s" % sorted(sizes))
+        last = makes[-1]
+        row.update(pyzpatch_size=last["size"], structural=last["structural"], note=last["note"],
+                   changes=last["changes"])
+    row["bsdiff_size"] = bsdiffs[-1]["size"] if bsdiffs else None
+
+    identical = []
+    if makes:
+        for _ in range(repeats):
+            if out.exists():
+                out.unlink()
+            try:
+                res = run_worker("apply", old, patch, out)
+            except WorkerError as exc:
+                row["errors"].append("apply: %s" % exc)
+                break
+            got = sha256_file(out) if out.exists() else None
+            identical.append(got == new_sha and res["byte_identical"] and res["new_sha256"] == new_sha)
+            applies.append(res)
+            out.unlink()
+            copies.append(run_worker("copy", old, out))
+            out.unlink()
+    row["applied_identical"] = bool(identical) and all(identical)
+    if makes and not row["applied_identical"]:
+        row["errors"].append("the patched file is NOT byte-identical to the new build (SHA-256 differs)")
+
+    def med(runs):
+        return statistics.median(r["seconds"] for r in runs) if runs else None
+
+    def peak(runs):
+        return max(r["maxrss_kib"] for r in runs) * 1024 if runs else None
+
+    def hwm(runs):
+        vals = [r.get("vm_hwm_kib") for r in runs if r.get("vm_hwm_kib")]
+        return max(vals) * 1024 if vals else None
+
+    row.update(
+        make_s=med(makes), bsdiff_s=med(bsdiffs), apply_s=med(applies), copy_s=med(copies),
+        make_rss=peak(makes), bsdiff_rss=peak(bsdiffs), apply_rss=peak(applies), copy_rss=peak(copies),
+        make_hwm=hwm(makes), bsdiff_hwm=hwm(bsdiffs), apply_hwm=hwm(applies),
+        runs=len(makes),
+    )
+    row["lzma_size"] = lzma_size(new, new_sha)
+    return row
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+# ---------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------
+
+
+def fmt_bytes(n) -> str:
+    return "-" if n is None else "{:,}".format(n)
+
+
+def fmt_mib(n) -> str:
+    return "-" if n is None else "%.1f MiB" % (n / MiB)
+
+
+def fmt_ratio(r) -> str:
+    if r is None:
+        return "-"
+    if r < 1:
+        return "%.3f (1/%.0f)" % (r, 1 / r) if r > 0 else "0"
+    return "%.2f" % r
+
+
+def fmt_x(r) -> str:
+    return "-" if r is None else "%.2fx" % r
+
+
+def fmt_s(s) -> str:
+    return "-" if s is None else ("%.3f s" % s if s < 10 else "%.1f s" % s)
+
+
+def change_summary(changes) -> str:
+    if not changes:
+        return "-"
+    counts: Dict[str, int] = {}
+    pyz: Dict[str, int] = {}
+    for c in changes:
+        counts[c["action"]] = counts.get(c["action"], 0) + 1
+        if ".pyz/" in c["path"] or c["path"].endswith(".pyz"):
+            pyz[c["action"]] = pyz.get(c["action"], 0) + 1
+    total = ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items()))
+    pyzs = ", ".join("%d %s" % (v, k) for k, v in sorted(pyz.items()))
+    return total + ("; in PYZ: " + pyzs if pyzs else "")
+
+
+def top_changes(changes, n=4) -> str:
+    if not changes:
+        return "-"
+    ranked = sorted(changes, key=lambda c: c.get("patch_bytes") or 0, reverse=True)[:n]
+    return "; ".join("%s %s (%s B)" % (c["path"], c["action"], fmt_bytes(c.get("patch_bytes"))) for c in ranked)
+
+
+MAIN_HEADER = ["Scenario", "Mode", "New file", "pyzpatch", "bsdiff4 (whole file)", "pyzpatch / bsdiff4",
+               "lzma -9 of new file", "make time / bsdiff4", "make memory / bsdiff4",
+               "apply time / copy", "apply peak memory", "applied byte-identical"]
+
+
+def main_rows(rows) -> List[List[str]]:
+    out = []
+    for r in rows:
+        out.append([
+            r["scenario"], r["mode"], fmt_bytes(r["new_size"]), fmt_bytes(r.get("pyzpatch_size")),
+            fmt_bytes(r.get("bsdiff_size")), fmt_ratio(ratio(r.get("pyzpatch_size"), r.get("bsdiff_size"))),
+            fmt_bytes(r.get("lzma_size")), fmt_ratio(ratio(r.get("make_s"), r.get("bsdiff_s"))),
+            fmt_ratio(ratio(r.get("make_rss"), r.get("bsdiff_rss"))),
+            fmt_x(ratio(r.get("apply_s"), r.get("copy_s"))), fmt_mib(r.get("apply_rss")),
+            "yes" if r["applied_identical"] else "**NO**",
+        ])
+    return out
+
+
+DETAIL_HEADER = ["Scenario", "Mode", "Old file", "structural", "make", "bsdiff4", "make peak", "bsdiff4 peak",
+                 "apply", "copy", "what changed (leaf changes)"]
+
+
+def detail_rows(rows) -> List[List[str]]:
+    out = []
+    for r in rows:
+        out.append([
+            r["scenario"], r["mode"], fmt_bytes(r["old_size"]),
+            {True: "yes", False: "no", None: "-"}[r.get("structural")],
+            fmt_s(r.get("make_s")), fmt_s(r.get("bsdiff_s")), fmt_mib(r.get("make_rss")),
+            fmt_mib(r.get("bsdiff_rss")), fmt_s(r.get("apply_s")), fmt_s(r.get("copy_s")),
+            change_summary(r.get("changes")),
+        ])
+    return out
+
+
+def md_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(header, rows) -> str:
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    fmt = lambda row: "  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def targets(rows) -> List[tuple]:
+    """(target, row label, value, met) for the issue's targets."""
+    out = []
+
+    def find(scenario, mode):
+        for r in rows:
+            if r["scenario"] == scenario and r["mode"] == mode and r.get("pyzpatch_size") is not None:
+                return r
+        return None
+
+    for mode in MODES:
+        r = find("one-function", mode)
+        if r:
+            q = ratio(r["pyzpatch_size"], r["bsdiff_size"])
+            out.append(("one-function patch <= 1/30 of bsdiff4", mode, fmt_ratio(q), q <= 1 / 30))
+        r = find("dependency", mode)
+        if r:
+            q = ratio(r["pyzpatch_size"], r["bsdiff_size"])
+            out.append(("dependency upgrade patch <= 1/8 of bsdiff4", mode, fmt_ratio(q), q <= 1 / 8))
+        r = find("unchanged", mode)
+        if r:
+            out.append(("unchanged rebuild patch <= 200 bytes", mode, "%d bytes" % r["pyzpatch_size"],
+                        r["pyzpatch_size"] <= 200))
+        r = find("hello-string", mode)
+        if r:
+            out.append(("two-file program patch < bsdiff4", mode,
+                        "%s vs %s bytes" % (fmt_bytes(r["pyzpatch_size"]), fmt_bytes(r["bsdiff_size"])),
+                        r["pyzpatch_size"] < r["bsdiff_size"]))
+    for r in rows:
+        if r["mode"] != "onefile" or r.get("make_s") is None:
+            continue
+        t = ratio(r["make_s"], r["bsdiff_s"])
+        m = ratio(r["make_rss"], r["bsdiff_rss"])
+        out.append(("one-file make <= 1/3 of bsdiff4's time and less memory", r["scenario"],
+                    "time %s, memory %s" % (fmt_ratio(t), fmt_ratio(m)), t <= 1 / 3 and m < 1))
+    for r in rows:
+        if r.get("apply_s") is None:
+            continue
+        t = ratio(r["apply_s"], r["copy_s"])
+        out.append(("apply <= 3x a plain copy", "%s/%s" % (r["scenario"], r["mode"]), fmt_x(t), t <= 3))
+    for r in rows:
+        if r["mode"] == "onefile" and r.get("apply_rss") is not None:
+            out.append(("apply peak memory < 100 MiB (one-file, %.1f MiB file)" % (r["new_size"] / MiB),
+                        r["scenario"], fmt_mib(r["apply_rss"]), r["apply_rss"] < 100 * MiB))
+    return out
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        nproc = str(len(os.sched_getaffinity(0)))
+    from importlib.metadata import version
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pyzpatch"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        rev = rev + (" (pyzpatch/ modified)" if dirty else "")
+    except OSError:
+        rev = "unknown"
+    return {
+        "nproc": nproc, "cpu": cpu, "mem": mem,
+        "python": platform.python_version(), "pyinstaller": version("pyinstaller"),
+        "bsdiff4": version("bsdiff4"), "kernel": platform.release(), "commit": rev,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_rss, rss_mismatch, problems,
+                   smoke):
+    scen = {s.name: s.title for s in SCENARIOS}
+    lines = [
+        "# pyzpatch benchmark",
+        "",
+        "Generated by `python bench/run.py%s` on %s; the whole run took %.0f s." % (
+            " --quick" if args.quick else "", info["date"], total_s),
+        "",
+        "Machine: %s CPUs (`nproc`), %s, %s RAM, Linux %s; Python %s, PyInstaller %s, bsdiff4 %s; "
+        "pyzpatch at %s." % (info["nproc"], info["cpu"],
+                             "%.0f GiB" % (info["mem"] / 1024**3) if info["mem"] else "?", info["kernel"],
+                             info["python"], info["pyinstaller"], info["bsdiff4"], info["commit"]),
+        "",
+        "## What is measured",
+        "",
+        "For each scenario the old and the new program are built with PyInstaller as a one-file "
+        "executable (`onefile`) and as a one-folder build (`onedir`; only its executable "
+        "`dist/NAME/NAME` is diffed, not the folder).",
+        "",
+        "- **pyzpatch**: size of the patch from `pyzpatch.patching.make_patch(old, new)`.",
+        "- **bsdiff4 (whole file)**: `len(bsdiff4.diff(old, new))` of the two whole files "
+        "(standard BSDIFF40 with bz2).",
+        "- **lzma -9 of new file**: `len(lzma.compress(new, preset=9))`: what sending the whole new "
+        "file compressed would cost.",
+        "- **make time / bsdiff4, make memory / bsdiff4**: `make_patch` against whole-file "
+        "`bsdiff4.diff` in the same run (each includes reading both files); memory is peak RSS.",
+        "- **apply time / copy**: `apply_patch(old, patch, output=new_file)` against a plain copy "
+        "of the old file, `shutil.copyfile` followed by `os.fsync` of the copy. apply also fsyncs "
+        "what it writes (and, unlike the baseline, also the directory), so a copy with fsync is the "
+        "fair baseline. Files are in the page cache (warm) for both.",
+        "- **apply peak memory**: peak RSS of the process running `apply_patch`, Python interpreter "
+        "included (a worker that only imports pyzpatch and bsdiff4 peaks at %s)." % fmt_mib(noop),
+        "- **applied byte-identical**: the patched file's SHA-256 equals the new build's, on every run.",
+        "",
+        "Each operation runs in its own fresh process (`bench/worker.py`); times are taken inside it "
+        "around the operation only (not interpreter start-up), peak memory is that process's "
+        "`ru_maxrss` from `os.wait4`. Workers are started by a tiny launcher process "
+        "(`bench/launcher.py`), because on Linux a child's `ru_maxrss` is at least the peak RSS of "
+        "the process that exec'd it (the benchmark driver peaked at %s); each worker's `ru_maxrss` "
+        "was checked against its own `VmHWM` (%s). Times are the median of %d run%s, memory the "
+        "largest. Ratios below 1 favour pyzpatch for size and make; apply is compared with a copy." % (
+            fmt_mib(driver_rss), "they agree" if not rss_mismatch else
+            "**they differ for: %s**" % ", ".join(rss_mismatch), repeats, "" if repeats == 1 else "s"),
+        "",
+        "Scenarios:",
+        "",
+    ]
+    for s in SCENARIOS:
+        if any(r["scenario"] == s.name for r in rows):
+            lines.append("- `%s`: %s" % (s.name, s.title))
+    lines += [
+        "",
+        "## Results",
+        "",
+        md_table(MAIN_HEADER, main_rows(rows)),
+        "",
+        "Absolute numbers (times are medians, memory peaks):",
+        "",
+        md_table(DETAIL_HEADER, detail_rows(rows)),
+        "",
+        "## The issue's targets",
+        "",
+        md_table(["Target", "Where", "Measured", "Met"],
+                 [[t, w, v, "yes" if ok else "**no**"] for t, w, v, ok in targets(rows)]),
+        "",
+        "## Largest parts of each patch",
+        "",
+        md_table(["Scenario", "Mode", "note", "largest changes (uncompressed patch bytes)"],
+                 [[r["scenario"], r["mode"], r.get("note") or "-", top_changes(r.get("changes"))] for r in rows]),
+        "",
+    ]
+    bad_smoke = [p for p, s in smoke.items() if not s["ok"]]
+    lines.append("Every built executable was run once and exited 0." if not bad_smoke else
+                 "**Built executables that did not run:** " + ", ".join(bad_smoke))
+    lines.append("")
+    if problems:
+        lines += ["## FAILURES", ""] + ["- **%s**" % p for p in problems] + [""]
+    lines += ["![patch sizes](bench.png)", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_chart(path: Path, rows) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
+    fig, axes = plt.subplots(len(modes), 1, figsize=(11, 4.2 * len(modes)), squeeze=False)
+    series = [("pyzpatch", "pyzpatch_size", "#1b7837"), ("bsdiff4 (whole file)", "bsdiff_size", "#2166ac"),
+              ("lzma -9 of new file", "lzma_size", "#b2182b")]
+    width = 0.27
+    for ax, mode in zip(axes[:, 0], modes):
+        mrows = [r for r in rows if r["mode"] == mode]
+        xs = range(len(mrows))
+        for i, (label, key, color) in enumerate(series):
+            vals = [max(r.get(key) or 0, 1) for r in mrows]
+            bars = ax.bar([x + (i - 1) * width for x in xs], vals, width, label=label, color=color)
+            for b, v in zip(bars, vals):
+                text = "%d B" % v if v < 10_000 else ("%.0f KB" % (v / 1000) if v < 10**6 else "%.1f MB" % (v / 1e6))
+                ax.annotate(text, (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
+                            fontsize=6.5, rotation=90, xytext=(0, 2), textcoords="offset points")
+        ax.set_yscale("log")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([r["scenario"] for r in mrows])
+        ax.set_ylabel("bytes (log scale)")
+        ax.set_ylim(top=max(max(r.get("lzma_size") or 1, r.get("bsdiff_size") or 1) for r in mrows) * 30)
+        ax.set_title("Patch size per scenario, %s executables" % mode)
+        ax.grid(axis="y", which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one run per measurement instead of three")
+    parser.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(s.name for s in SCENARIOS))
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of onefile,onedir")
+    parser.add_argument("--no-docs", action="store_true", help="do not write docs/bench.md and docs/bench.png")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    repeats = 1 if args.quick else 3
+    chosen = SCENARIOS
+    if args.scenarios:
+        names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+        known = {s.name: s for s in SCENARIOS}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            parser.error("unknown scenario(s) %s; choose from %s" % (", ".join(unknown), ", ".join(known)))
+        chosen = [s for s in SCENARIOS if s.name in names]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if any(m not in MODES for m in modes):
+        parser.error("--modes takes onefile and/or onedir")
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    noop = max(run_worker("noop")["maxrss_kib"] for _ in range(2)) * 1024
+
+    rows, problems, smoke = [], [], {}
+    for scenario in chosen:
+        old_spec, new_spec = scenario.prepare()
+        for mode in modes:
+            t0 = time.monotonic()
+            print("[bench] %s/%s: building..." % (scenario.name, mode), file=sys.stderr, flush=True)
+            old, new = old_spec.build(mode), new_spec.build(mode)
+            for exe in (old, new):
+                if str(exe) not in smoke:
+                    smoke[str(exe)] = smoke_run(exe)
+                    if not smoke[str(exe)]["ok"]:
+                        print("[bench] WARNING: %s did not run: %s" % (exe, smoke[str(exe)]), file=sys.stderr)
+            print("[bench] %s/%s: built in %.0f s, measuring..." % (scenario.name, mode, time.monotonic() - t0),
+                  file=sys.stderr, flush=True)
+            row = measure(scenario, mode, old, new, repeats)
+            rows.append(row)
+            for err in row["errors"]:
+                msg = "%s/%s: %s" % (scenario.name, mode, err)
+                problems.append(msg)
+                print("\n!!!!! BENCH FAILURE: %s\n" % msg, file=sys.stderr, flush=True)
+            print("[bench] %s/%s: pyzpatch %s B, bsdiff4 %s B (%.0f s)" % (
+                scenario.name, mode, fmt_bytes(row.get("pyzpatch_size")), fmt_bytes(row.get("bsdiff_size")),
+                time.monotonic() - t0), file=sys.stderr, flush=True)
+
+    if _LAUNCHER is not None:
+        _LAUNCHER.close()
+    # Sanity check of the memory measurement: a child's ru_maxrss includes the peak RSS of the
+    # process that exec'd it (the launcher, kept tiny), so it should equal the worker's VmHWM.
+    driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_mismatch = []
+    for r in rows:
+        for what in ("make", "bsdiff", "apply"):
+            rss, hwm = r.get(what + "_rss"), r.get(what + "_hwm")
+            if rss and hwm and rss > hwm * 1.02 + MiB:
+                rss_mismatch.append("%s/%s %s" % (r["scenario"], r["mode"], what))
+                print("[bench] note: %s/%s %s ru_maxrss %s > VmHWM %s" % (
+                    r["scenario"], r["mode"], what, fmt_mib(rss), fmt_mib(hwm)), file=sys.stderr)
+
+    total_s = time.monotonic() - started
+    info = machine_info()
+    RESULTS_JSON.write_text(json.dumps({"machine": info, "rows": rows, "noop_rss": noop,
+                                        "driver_rss": driver_rss, "rss_mismatch": rss_mismatch, "smoke": smoke, "problems": problems,
+                                        "total_seconds": total_s}, indent=1))
+
+    print()
+    print("pyzpatch benchmark: %s CPUs, %s, Python %s, PyInstaller %s, %s; %d run(s) per measurement" % (
+        info["nproc"], info["cpu"], info["python"], info["pyinstaller"], info["date"], repeats))
+    print()
+    print(text_table(MAIN_HEADER, main_rows(rows)))
+    print()
+    print(text_table(DETAIL_HEADER, detail_rows(rows)))
+    print()
+    print("Targets:")
+    for t, w, v, ok in targets(rows):
+        print("  [%s] %s -- %s: %s" % ("met" if ok else "NOT MET", t, w, v))
+    if not args.no_docs:
+        DOCS.mkdir(exist_ok=True)
+        write_markdown(DOCS / "bench.md", rows, info, args, repeats, total_s, noop, driver_rss, rss_mismatch,
+                       problems, smoke)
+        try:
+            write_chart(DOCS / "bench.png", rows)
+        except ImportError:
+            print("\nmatplotlib is not installed: docs/bench.png not written (pip install matplotlib)",
+                  file=sys.stderr)
+        print("\nwrote %s and %s" % (DOCS / "bench.md", DOCS / "bench.png"))
+    print("total run time: %.0f s" % total_s)
+    if problems:
+        print("\n!!!!! %d BENCH FAILURE(S):" % len(problems), file=sys.stderr)
+        for p in problems:
+            print("  " + p, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
