@@ -95,7 +95,7 @@ def _print_changes(changes: List[dict]) -> None:
             sizes = f" {_size(c['old_size'])} -> {_size(c['new_size'])} bytes"
         elif c["action"] == "added" and c["new_size"] is not None:
             sizes = f" {_size(c['new_size'])} bytes"
-        cost = f", {c['patch_bytes']:,} patch bytes" if c.get("patch_bytes") is not None else ""
+        cost = f", {c['patch_bytes']:,} body bytes before compression" if c.get("patch_bytes") is not None else ""
         how = f" ({c['how']}{cost})" if c["how"] else ""
         typer.echo(f"  {c['action']:<9} {c['path']}{sizes}{how}")
 
