@@ -107,6 +107,30 @@ def changed_runs(old, new) -> Optional[List[Tuple[int, int]]]:
     return runs
 
 
+def sparse_diff(diff: bytes) -> Optional[bytes]:
+    """bsdiff's difference block as (zero run, nonzero run, nonzero bytes) triples, if smaller.
+
+    The block holds new-minus-old byte differences over matched regions: mostly zeros, with
+    nonzero bytes where the matched regions differ (an offset, a length)."""
+    out = Writer()
+    pos = 0
+    size = len(diff)
+    stripped = diff.lstrip(b"\0")
+    while pos < size:
+        start = size - len(stripped)
+        end = start
+        while end < size and diff[end] != 0:
+            end += 1
+        out.uint(start - pos)
+        out.uint(end - start)
+        out.raw(diff[start:end])
+        pos = end
+        stripped = diff[end:].lstrip(b"\0")
+        if len(out) * 4 > size:
+            return None
+    return out.getvalue()
+
+
 def _lzma_size(*parts) -> int:
     comp = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
     size = 0
@@ -172,7 +196,9 @@ class Encoder:
                     ops.uint(x)
                     ops.uint(y)
                     ops.sint(z)
-                out.data += diff
+                sparse = sparse_diff(diff)
+                ops.uint(sparse is not None)
+                out.data += sparse if sparse is not None else diff
                 out.lit += extra
                 return "bsdiff"
         ops.uint(LITERAL)
@@ -213,6 +239,16 @@ class Encoder:
             ops.value(new.content_size)
         return how
 
+    def write_key(self, kind: str, key: str) -> None:
+        """A child's key: an index into the format's well-known keys, or its text."""
+        known = registry.known_keys(kind)
+        if key in known:
+            self.out.ops.uint(2 * known.index(key))
+        else:
+            raw = key.encode("utf-8", "surrogateescape")
+            self.out.ops.uint(2 * len(raw) + 1)
+            self.out.ops.raw(raw)
+
     def node_delta(self, old: Node, new: Node, path: str) -> None:
         """Children are named by key, so a patch says what it changes without the old file."""
         ops = self.out.ops
@@ -221,7 +257,7 @@ class Encoder:
         removed = [c for c in old.children if c.key not in new_keys]
         ops.uint(len(removed))
         for child in removed:
-            ops.text(child.key)
+            self.write_key(new.kind, child.key)
             self.changes.append(Change(f"{path}/{child.key}", "removed", old_size=len(child.data)))
         kept = [c for c in old.children if c.key in new_keys]
         kept_index = {c.key: j for j, c in enumerate(kept)}
@@ -237,7 +273,7 @@ class Encoder:
             child = new.children[i]
             ops.uint(i - prev)
             prev = i
-            ops.text(child.key)
+            self.write_key(new.kind, child.key)
             ops.value(child.attrs)
             how = self.child_delta(None, child, f"{path}/{child.key}", donors)
             self.changes.append(Change(f"{path}/{child.key}", "added", how, new_size=len(child.data)))
@@ -249,7 +285,7 @@ class Encoder:
                 changed.append((old_child, child))
         ops.uint(len(changed))
         for old_child, child in changed:
-            ops.text(child.key)
+            self.write_key(new.kind, child.key)
             ops.value_delta(old_child.attrs, child.attrs)
             child_path = f"{path}/{child.key}"
             how = self.child_delta(old_child, child, child_path)
@@ -338,12 +374,13 @@ class Decoder:
             kind_index = ops.uint()
             if kind_index >= len(registry.KINDS):
                 raise ops.fail(f"unknown container kind {kind_index}")
+            kind = registry.KINDS[kind_index]
             if old is None:
-                self.node_apply(None, path)
+                self.node_apply(None, path, kind)
                 return None
             buf = materialize(old) if isinstance(old, LazyBlob) else old
-            node = registry.open_node(registry.KINDS[kind_index], buf)
-            return registry.build_node(self.node_apply(node, path))
+            node = registry.open_node(kind, buf)
+            return registry.build_node(self.node_apply(node, path, kind))
         raise ops.fail(f"unknown operation {op}")
 
     def _splice(self, old):
@@ -379,11 +416,24 @@ class Decoder:
             control += bsdiff4.core.encode_int64(x) + bsdiff4.core.encode_int64(y) + bsdiff4.core.encode_int64(z)
         if total_diff + total_extra != new_len:
             raise ops.fail("difference runs do not add up to the new size")
-        diff = bytes(self.data.raw(total_diff))
+        diff = self._sparse_block(total_diff) if ops.uint(1) else bytes(self.data.raw(total_diff))
         extra = bytes(self.lit.raw(total_extra))
         if old is None:
             return None
         return bsdiff4.core.patch(bytes(old), new_len, bytes(control), diff, extra)
+
+    def _sparse_block(self, size: int) -> bytes:
+        out = bytearray(size)
+        pos = 0
+        while pos < size:
+            zeros = self.data.uint(size - pos)
+            pos += zeros
+            run = self.data.uint(size - pos)
+            if zeros == 0 and run == 0 and pos < size:
+                raise self.data.fail("sparse difference block makes no progress")
+            out[pos:pos + run] = self.data.raw(run)
+            pos += run
+        return bytes(out)
 
     # -- children ------------------------------------------------------------------------
 
@@ -472,15 +522,24 @@ class Decoder:
         blocks = unrank_permutation(int.from_bytes(raw, "little"), n_runs)
         return [i for b in blocks for i in range(starts[b], ends[b])]
 
-    def _key(self, index: Optional[dict], what: str) -> Tuple[str, Optional[int]]:
-        key = self.ops.text()
+    def read_key(self, kind: str) -> str:
+        code = self.ops.uint()
+        if code % 2 == 0:
+            known = registry.known_keys(kind)
+            if code // 2 >= len(known):
+                raise self.ops.fail(f"unknown well-known key {code // 2} for {kind}")
+            return known[code // 2]
+        return bytes(self.ops.raw(code // 2)).decode("utf-8", "surrogateescape")
+
+    def _key(self, kind: str, index: Optional[dict], what: str) -> Tuple[str, Optional[int]]:
+        key = self.read_key(kind)
         if index is None:
             return key, None
         if key not in index:
             raise self.ops.fail(f"{what} {key!r} is not in the base (is this the right file?)")
         return key, index[key]
 
-    def node_apply(self, old: Optional[Node], path: str) -> Optional[Node]:
+    def node_apply(self, old: Optional[Node], path: str, kind: str) -> Optional[Node]:
         ops = self.ops
         describing = old is None
         meta = ops.value_delta(None if describing else old.meta)
@@ -489,7 +548,7 @@ class Decoder:
         removed = set()
         donors = {}
         for _ in range(ops.uint(ops.remaining if describing else old_count)):
-            key, index = self._key(old_index, "removed child")
+            key, index = self._key(kind, old_index, "removed child")
             if index in removed and not describing:
                 raise ops.fail(f"child {key!r} removed twice")
             removed.add(index)
@@ -508,7 +567,7 @@ class Decoder:
         pos = -1
         for n in range(added_count):
             pos = self._next_index(n, pos, total, "added child")
-            key = ops.text()
+            key = self.read_key(kind)
             attrs = ops.value()
             start = self._position()
             data, compression, size, how = self.child_apply(None, f"{path}/{key}", describing, donors)
@@ -517,7 +576,7 @@ class Decoder:
                                        patch_bytes=self._position() - start))
         kept_index = None if describing else {c.key: j for j, c in enumerate(kept)}
         for _ in range(ops.uint(ops.remaining if describing else len(kept))):
-            key, pos = self._key(kept_index, "changed child")
+            key, pos = self._key(kind, kept_index, "changed child")
             child = None if describing else kept[pos]
             start = self._position()
             attrs = ops.value_delta(None if describing else child.attrs)
@@ -535,4 +594,4 @@ class Decoder:
         keys = [c.key for c in children]
         if len(set(keys)) != len(keys):
             raise ops.fail("the rebuilt container has two children with the same key")
-        return Node(old.kind, meta, children)
+        return Node(kind, meta, children)

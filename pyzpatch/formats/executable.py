@@ -84,6 +84,7 @@ def build(exe: Executable) -> bytes:
 # opens in turn. The head holds the bootloader, the tail ELF section headers or a signature.
 
 NODE_KIND = "exe"
+NODE_KEYS = ("head", "archive", "tail")
 
 
 def to_node(buf) -> Node:

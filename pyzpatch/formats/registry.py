@@ -17,6 +17,11 @@ _CODECS = {
 KINDS = tuple(_CODECS)
 
 
+def known_keys(kind: str) -> tuple:
+    """Child keys a kind always uses, which a patch may name by index (one byte) instead."""
+    return getattr(_CODECS.get(kind), "NODE_KEYS", ())
+
+
 def sniff(buf) -> Optional[str]:
     """The container kind ``buf`` holds, judged by its magic numbers, or None for plain bytes."""
     if len(buf) < 12:
