@@ -59,6 +59,9 @@ MiB = 1024 * 1024
 # The dependency scenario: a pure-Python package at two versions.
 DEP_PACKAGE = "rich"
 DEP_OLD, DEP_NEW = "13.3.5", "13.7.1"
+# Its dependencies, pinned and shared by both builds (versions both rich versions accept), so
+# the scenario does not depend on what happens to be installed in site-packages.
+DEP_SHARED = ("markdown-it-py==2.2.0", "mdurl==0.1.2", "pygments==2.17.2")
 
 
 # ---------------------------------------------------------------------------
@@ -183,16 +186,17 @@ main()
 '''
 
 
-def _dep_dir(version: str) -> Path:
-    """The package installed (once) with pip into its own directory."""
-    target = DEPS / ("%s-%s" % (DEP_PACKAGE, version))
-    if (target / DEP_PACKAGE / "__init__.py").is_file():
+def _pip_target(name: str, requirements) -> Path:
+    """Requirements installed (once) with pip --no-deps into their own directory."""
+    target = DEPS / name
+    if (target / ".bench-complete").is_file():
         return target
     tmp = target.with_name(target.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--no-deps", "--target", str(tmp), "%s==%s" % (DEP_PACKAGE, version)], check=True)
+                    "--no-deps", "--target", str(tmp), *requirements], check=True)
+    (tmp / ".bench-complete").write_text("\n".join(requirements) + "\n")
     if target.exists():
         shutil.rmtree(target)
     os.rename(tmp, target)
@@ -200,20 +204,28 @@ def _dep_dir(version: str) -> Path:
 
 
 def prep_dependency():
-    # The same app directory for both; only the directory holding the package differs. It is
-    # given as --paths and as PYTHONPATH for PyInstaller (so its hooks' subprocesses also see
-    # this version, not one installed in site-packages). --collect-submodules takes all of the
-    # package's modules, as a real app using much of it would.
+    # The same app directory for both; only the directory holding the package differs. The
+    # package and its (shared, pinned) dependencies are given as --paths and as PYTHONPATH for
+    # PyInstaller, so that its hooks' subprocesses also see these versions and not the ones
+    # installed in site-packages. --collect-submodules takes all of the package's modules, as a
+    # real app using much of it would. Optional imports that would drag in whatever this machine
+    # happens to have in site-packages are excluded: IPython (rich's Jupyter support: jedi,
+    # matplotlib...), PIL (pygments' image formatter) and numpy.
     app = VARIANTS / "dependency" / "richapp"
     app.mkdir(parents=True, exist_ok=True)
     prog = app / "prog.py"
     if not prog.is_file() or prog.read_text(encoding="utf-8") != DEP_PROG:
         prog.write_text(DEP_PROG, encoding="utf-8")
 
+    shared = str(_pip_target("%s-shared-deps" % DEP_PACKAGE, DEP_SHARED))
+
     def spec(version):
-        d = str(_dep_dir(version))
-        return BuildSpec(app, "richapp", ("--paths", d, "--collect-submodules", DEP_PACKAGE),
-                         {"PYTHONPATH": d})
+        d = str(_pip_target("%s-%s" % (DEP_PACKAGE, version), ["%s==%s" % (DEP_PACKAGE, version)]))
+        return BuildSpec(app, "richapp",
+                         ("--paths", d, "--paths", shared, "--collect-submodules", DEP_PACKAGE,
+                          "--exclude-module", "IPython", "--exclude-module", "PIL",
+                          "--exclude-module", "numpy"),
+                         {"PYTHONPATH": os.pathsep.join([d, shared])})
     return spec(DEP_OLD), spec(DEP_NEW)
 
 
@@ -344,11 +356,16 @@ def measure(scenario: Scenario, mode: str, old: Path, new: Path, repeats: int) -
             row["errors"].append("make gave different patch sizes across runs: %s" % sorted(sizes))
         last = makes[-1]
         row.update(pyzpatch_size=last["size"], structural=last["structural"], note=last["note"],
-                   changes=last["changes"])
+                   changes=last["changes"], anatomy=last.get("anatomy"))
     row["bsdiff_size"] = bsdiffs[-1]["size"] if bsdiffs else None
 
     identical = []
-    if makes:
+    row["applied_identical"] = False
+    row["identical_builds"] = sha256_file(old) == new_sha
+    if row["identical_builds"]:
+        # apply refuses a target that already is the new file ("nothing to do"): by design.
+        row["applied_identical"] = None
+    elif makes:
         for _ in range(repeats):
             if out.exists():
                 out.unlink()
@@ -363,8 +380,8 @@ def measure(scenario: Scenario, mode: str, old: Path, new: Path, repeats: int) -
             out.unlink()
             copies.append(run_worker("copy", old, out))
             out.unlink()
-    row["applied_identical"] = bool(identical) and all(identical)
-    if makes and not row["applied_identical"]:
+        row["applied_identical"] = bool(identical) and all(identical)
+    if makes and row["applied_identical"] is False:
         row["errors"].append("the patched file is NOT byte-identical to the new build (SHA-256 differs)")
 
     def med(runs):
@@ -387,6 +404,14 @@ def measure(scenario: Scenario, mode: str, old: Path, new: Path, repeats: int) -
     return row
 
 
+def pyzpatch_source_digest() -> str:
+    """A digest of pyzpatch's sources, to notice them changing while the benchmark runs."""
+    h = hashlib.sha256()
+    for path in sorted((REPO / "pyzpatch").rglob("*.py")):
+        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -407,8 +432,10 @@ def fmt_mib(n) -> str:
 def fmt_ratio(r) -> str:
     if r is None:
         return "-"
-    if r < 1:
+    if r < 0.5:
         return "%.3f (1/%.0f)" % (r, 1 / r) if r > 0 else "0"
+    if r < 1:
+        return "%.3f" % r
     return "%.2f" % r
 
 
@@ -438,7 +465,18 @@ def top_changes(changes, n=4) -> str:
     if not changes:
         return "-"
     ranked = sorted(changes, key=lambda c: c.get("patch_bytes") or 0, reverse=True)[:n]
-    return "; ".join("%s %s (%s B)" % (c["path"], c["action"], fmt_bytes(c.get("patch_bytes"))) for c in ranked)
+    return "; ".join("%s %s (%s)" % (c["path"], c["action"], "%s B" % fmt_bytes(c["patch_bytes"])
+                                     if c.get("patch_bytes") is not None else c.get("how") or "-")
+                     for c in ranked)
+
+
+def anatomy_text(a) -> str:
+    return "-" if not a else "%s + %s B" % (fmt_bytes(a["header"]), fmt_bytes(a["body"]))
+
+
+def streams_text(a) -> str:
+    return "-" if not a else "ops %s, data %s, lit %s" % (fmt_bytes(a["ops"]), fmt_bytes(a["data"]),
+                                                          fmt_bytes(a["lit"]))
 
 
 MAIN_HEADER = ["Scenario", "Mode", "New file", "pyzpatch", "bsdiff4 (whole file)", "pyzpatch / bsdiff4",
@@ -455,7 +493,7 @@ def main_rows(rows) -> List[List[str]]:
             fmt_bytes(r.get("lzma_size")), fmt_ratio(ratio(r.get("make_s"), r.get("bsdiff_s"))),
             fmt_ratio(ratio(r.get("make_rss"), r.get("bsdiff_rss"))),
             fmt_x(ratio(r.get("apply_s"), r.get("copy_s"))), fmt_mib(r.get("apply_rss")),
-            "yes" if r["applied_identical"] else "**NO**",
+            {True: "yes", False: "**NO**", None: "n/a: old = new"}[r.get("applied_identical")],
         ])
     return out
 
@@ -518,7 +556,8 @@ def targets(rows) -> List[tuple]:
                         "%s vs %s bytes" % (fmt_bytes(r["pyzpatch_size"]), fmt_bytes(r["bsdiff_size"])),
                         r["pyzpatch_size"] < r["bsdiff_size"]))
     for r in rows:
-        if r["mode"] != "onefile" or r.get("make_s") is None:
+        # Not for unrelated executables: there is no structure to share, and no target for them.
+        if r["mode"] != "onefile" or r.get("make_s") is None or r["scenario"] == "unrelated":
             continue
         t = ratio(r["make_s"], r["bsdiff_s"])
         m = ratio(r["make_rss"], r["bsdiff_rss"])
@@ -573,6 +612,11 @@ def machine_info() -> dict:
     }
 
 
+def copy_rate(rows) -> str:
+    rates = [r["new_size"] / r["copy_s"] / 1e6 for r in rows if r.get("copy_s")]
+    return "{:,.0f}".format(statistics.median(rates)) if rates else "?"
+
+
 def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_rss, rss_mismatch, problems,
                    smoke):
     scen = {s.name: s.title for s in SCENARIOS}
@@ -603,7 +647,9 @@ def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_
         "- **apply time / copy**: `apply_patch(old, patch, output=new_file)` against a plain copy "
         "of the old file, `shutil.copyfile` followed by `os.fsync` of the copy. apply also fsyncs "
         "what it writes (and, unlike the baseline, also the directory), so a copy with fsync is the "
-        "fair baseline. Files are in the page cache (warm) for both.",
+        "fair baseline. Files are in the page cache (warm) for both; on this machine the copy ran at "
+        "%s MB/s (median over the rows), so apply's fixed costs (hashing the old and the new file, "
+        "re-compressing changed entries) weigh a lot against it." % copy_rate(rows),
         "- **apply peak memory**: peak RSS of the process running `apply_patch`, Python interpreter "
         "included (a worker that only imports pyzpatch and bsdiff4 peaks at %s)." % fmt_mib(noop),
         "- **applied byte-identical**: the patched file's SHA-256 equals the new build's, on every run.",
@@ -641,8 +687,15 @@ def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_
         "",
         "## Largest parts of each patch",
         "",
-        md_table(["Scenario", "Mode", "note", "largest changes (uncompressed patch bytes)"],
-                 [[r["scenario"], r["mode"], r.get("note") or "-", top_changes(r.get("changes"))] for r in rows]),
+        "What a patch is made of: a fixed header (sizes, both files' SHA-256, an 8-byte content "
+        "digest, CRC-32) and one compressed body holding three streams (ops: structure, orders, "
+        "bsdiff controls; data: difference bytes; lit: literal bytes), sized below before "
+        "compression. Changes are listed as `pyzpatch show` lists them, largest body first.",
+        "",
+        md_table(["Scenario", "Mode", "patch = header + compressed body", "body streams before compression",
+                  "note", "largest changes (body bytes before compression)"],
+                 [[r["scenario"], r["mode"], anatomy_text(r.get("anatomy")), streams_text(r.get("anatomy")),
+                   r.get("note") or "-", top_changes(r.get("changes"))] for r in rows]),
         "",
     ]
     bad_smoke = [p for p, s in smoke.items() if not s["ok"]]
@@ -679,10 +732,11 @@ def write_chart(path: Path, rows) -> None:
         ax.set_xticks(list(xs))
         ax.set_xticklabels([r["scenario"] for r in mrows])
         ax.set_ylabel("bytes (log scale)")
-        ax.set_ylim(top=max(max(r.get("lzma_size") or 1, r.get("bsdiff_size") or 1) for r in mrows) * 30)
-        ax.set_title("Patch size per scenario, %s executables" % mode)
+        ax.set_ylim(top=max(max(r.get("lzma_size") or 1, r.get("bsdiff_size") or 1) for r in mrows) * 100)
+        ax.set_title("Patch size per scenario: %s" % (
+            "one-file executables" if mode == "onefile" else "one-folder builds' executables (dist/NAME/NAME)"))
         ax.grid(axis="y", which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -716,6 +770,7 @@ def main(argv=None) -> int:
         parser.error("--modes takes onefile and/or onedir")
 
     WORK.mkdir(parents=True, exist_ok=True)
+    source_at_start = pyzpatch_source_digest()
     noop = max(run_worker("noop")["maxrss_kib"] for _ in range(2)) * 1024
 
     rows, problems, smoke = [], [], {}
@@ -744,6 +799,11 @@ def main(argv=None) -> int:
 
     if _LAUNCHER is not None:
         _LAUNCHER.close()
+    if pyzpatch_source_digest() != source_at_start:
+        msg = ("pyzpatch/ sources changed while the benchmark ran: the results mix versions "
+               "(and a make that differs between runs may be only that); run it again")
+        problems.append(msg)
+        print("\n!!!!! BENCH WARNING: %s\n" % msg, file=sys.stderr, flush=True)
     # Sanity check of the memory measurement: a child's ru_maxrss includes the peak RSS of the
     # process that exec'd it (the launcher, kept tiny), so it should equal the worker's VmHWM.
     driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

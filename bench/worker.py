@@ -45,17 +45,26 @@ def _read(path):
 
 
 def op_make(old, new, patch_out):
-    from pyzpatch.patching import change_dict, is_container_change, make_patch
+    from pyzpatch.patching import describe_patch, make_patch
 
     t0 = time.perf_counter()
     made = make_patch(old, new)
     seconds = time.perf_counter() - t0
     with open(patch_out, "wb") as fh:
         fh.write(made.data)
-    leaves = [change_dict(c) for c in made.changes if not is_container_change(c)]
+    # What the patch holds, as `pyzpatch show` lists it (with each change's body bytes).
+    leaves = [c for c in describe_patch(patch_out)["changes"]
+              if not (c["action"] == "changed" and c["how"] in ("struct", "recompressed struct"))]
+    # Where the patch's bytes go: the fixed header, the compressed body, the body's three streams.
+    from pyzpatch.delta import patchfile
+
+    _, _, _, body_start = patchfile.decode_header(memoryview(made.data)[:-4])
+    _, body = patchfile.decode(made.data)
     return {
         "seconds": seconds,
         "size": len(made.data),
+        "anatomy": {"header": body_start + 4, "body": len(made.data) - body_start - 4,
+                    "ops": len(body.ops), "data": len(body.data), "lit": len(body.lit)},
         "structural": bool(made.structural),
         "note": made.note,
         "changes": leaves,

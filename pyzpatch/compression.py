@@ -11,11 +11,12 @@ from .errors import FormatError
 MAX_UNDECLARED_SIZE = 256 * 1024 * 1024
 
 
-def inflate(data, field: str, expected_size: Optional[int] = None) -> bytes:
-    """Decompress one zlib stream. With ``expected_size`` the result must be exactly that long;
-    without it, at most ``MAX_UNDECLARED_SIZE``. Trailing bytes after the stream are an error."""
+def inflate(data, field: str, expected_size: Optional[int] = None, raw: bool = False) -> bytes:
+    """Decompress one zlib stream (``raw``: a bare deflate stream, as in zip members). With
+    ``expected_size`` the result must be exactly that long; without it, at most
+    ``MAX_UNDECLARED_SIZE``. Trailing bytes after the stream are an error."""
     limit = MAX_UNDECLARED_SIZE if expected_size is None else expected_size
-    inflater = zlib.decompressobj()
+    inflater = zlib.decompressobj(-15 if raw else 15)
     try:
         out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:

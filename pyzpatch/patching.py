@@ -114,10 +114,18 @@ def _verify_in_memory(data: bytes, old, new_name: str) -> None:
                             "please report it with both files", source=new_name)
 
 
+def piece_limit(header: Header) -> int:
+    """The largest single piece (a part's bytes, decompressed or not) a patch may decode to.
+    Decompressed parts can exceed the file (23 MB of libpython sit compressed in a 16 MB
+    executable), so the bound is generous, but it is a bound: no patch can make the applier
+    allocate without limit."""
+    return max(4 * header.new_size, 256 * 1024 * 1024)
+
+
 def _decode(header: Header, body: Body, old):
     """The new file as a piece, and the most bytes it may have (more than declared only where
     this machine's zlib re-compressed parts differently from the build machine's)."""
-    decoder = Decoder(body.ops, body.data, body.lit, size_limit=len(body.data) + len(body.lit) + header.new_size)
+    decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
     piece = decoder.data_apply(old, "")
     decoder.finish()
     return piece, header.new_size + decoder.recompressed // 16 + 1024
@@ -240,7 +248,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
 def describe_patch(path) -> dict:
     """What a patch file says and does, without the file it applies to (``show``)."""
     header, body = read_patch(path)
-    decoder = Decoder(body.ops, body.data, body.lit, size_limit=len(body.data) + len(body.lit) + header.new_size)
+    decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
     try:
         root = decoder.describe()
     except FormatError as exc:

@@ -223,3 +223,23 @@ def test_other_zlib_gives_content_identical_result(hello_onefile, hello_v2_onefi
     assert "content-identical" in proc.stdout
     assert sha256_file(target) != sha256_file(hello_v2_onefile)
     assert run_program(target).strip() == "hello from mod1 v2"
+
+
+def test_zip_with_deflated_members(tmp_path):
+    """Deflated zip members are diffed on their content and re-compressed exactly."""
+    import zipfile
+    old, new = tmp_path / "old.zip", tmp_path / "new.zip"
+    text = "".join(f"line {i}: {'x' * (i % 37)}\n" for i in range(4000))
+    for path, edit in ((old, text), (new, text.replace("line 2000:", "LINE 2000:"))):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("__main__.py", "print('hi')\n")
+            zf.writestr("data/big.txt", edit)
+            zf.writestr("data/stored.bin", bytes(range(256)) * 8, compress_type=zipfile.ZIP_STORED)
+    patch = tmp_path / "p.patch"
+    make(old, new, patch)
+    desc = json.loads(run_cli("show", "--json", patch).stdout)
+    changed = [c for c in desc["changes"] if c["path"].endswith("data/big.txt")]
+    assert changed and changed[0]["how"].startswith("recompressed")
+    assert patch.stat().st_size < 300
+    assert run_cli("apply", old, patch).returncode == 0
+    assert old.read_bytes() == new.read_bytes()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 
-from ..compression import inflate
 from ..errors import FormatError
 from ..formats import registry
+from ..formats.node import child_content
 from .patchfile import DIGEST_SIZE
 
 _MAX_DEPTH = 6
@@ -39,5 +39,4 @@ def _walk(buf, h, depth: int) -> None:
     for child in node.children:
         key = child.key.encode("utf-8", "surrogateescape")
         h.update(b"%d:" % len(key) + key)
-        content = inflate(child.data, child.key, child.content_size) if child.compression else child.data
-        _walk(content, h, depth + 1)
+        _walk(child_content(child, child.key), h, depth + 1)

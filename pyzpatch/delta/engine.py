@@ -22,10 +22,9 @@ from typing import List, Optional, Tuple
 
 import bsdiff4.core
 
-from ..compression import inflate
 from ..errors import FormatError
 from ..formats import registry
-from ..formats.node import DEFLATE, ZLIB, Child, LazyBlob, Node, flatten, materialize
+from ..formats.node import DEFLATE, ZLIB, Child, LazyBlob, Node, child_content, flatten, materialize
 from . import recompress
 from .wire import Reader, Writer, order_runs, permutation_bytes, rank_permutation, unrank_permutation
 
@@ -222,12 +221,9 @@ class Encoder:
             return f"copy of {donor.key}"
         if new.compression:
             try:
-                new_content = inflate(new.data, path, new.content_size)
+                new_content = child_content(new, path)
                 params = recompress.find_params(new_content, new.data, new.compression, new.level_hint)
-                old_content = b""
-                if old is not None:
-                    old_content = (inflate(old.data, path, old.content_size) if old.compression
-                                   else old.data)
+                old_content = child_content(old, path) if old is not None else b""
             except FormatError:
                 params = None
             if params is not None:
@@ -473,9 +469,7 @@ class Decoder:
             if describing:
                 self.data_apply(None, path)
                 return None, compression, None, f"recompressed {inner}"
-            old_content = b""
-            if old is not None:
-                old_content = inflate(old.data, path, old.content_size) if old.compression else old.data
+            old_content = child_content(old, path) if old is not None else b""
             content = materialize(self.data_apply(old_content, path))
             self.recompressed += len(content)
             return recompress.compress(content, compression, params), compression, len(content), \

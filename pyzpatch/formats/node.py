@@ -16,6 +16,8 @@ container is the sum of its pieces' lengths, known without building anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..compression import inflate
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 
@@ -67,6 +69,13 @@ class Child:
     compression: Optional[str] = None  # ZLIB, DEFLATE or None
     content_size: Optional[int] = None  # decompressed size when the format records it
     level_hint: Optional[int] = None  # compression level the format's writer uses, tried first
+
+
+def child_content(child: "Child", field: str) -> bytes:
+    """A child's bytes once decompressed (its stored bytes if it is not compressed)."""
+    if child.compression is None:
+        return child.data
+    return inflate(child.data, field, child.content_size, raw=child.compression == DEFLATE)
 
 
 @dataclass
