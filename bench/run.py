@@ -140,6 +140,17 @@ def checksum_line(text="bigapp"):
 '''
 
 
+SEEDED = {"PYTHONHASHSEED": "0"}
+
+
+def prep_one_function_seeded():
+    # The same edit, both versions built with a fixed PYTHONHASHSEED (PyInstaller's documented
+    # way to reproducible builds): base_library.zip then keeps its member order, so neither the
+    # patch nor apply has to rebuild and re-compress it.
+    old, new = prep_one_function()
+    return (BuildSpec(old.app_dir, old.name, env=SEEDED), BuildSpec(new.app_dir, new.name, env=SEEDED))
+
+
 def prep_add_remove():
     # Added: bigapp.extras (imported by the entry script). Removed: bigapp.sub.report (its two
     # functions move into bigapp/sub/__init__.py).
@@ -241,6 +252,8 @@ def prep_unrelated():
 SCENARIOS = [
     Scenario("hello-string", "two-file program, printed string changed", prep_hello_string),
     Scenario("one-function", "one function edited in the middle of engine.py", prep_one_function),
+    Scenario("one-function-seeded", "the same edit, both built with PYTHONHASHSEED=0",
+             prep_one_function_seeded),
     Scenario("add-remove", "one module added, one removed", prep_add_remove),
     Scenario("entry-script", "entry-point script changed", prep_entry_script),
     Scenario("dependency", "%s %s -> %s" % (DEP_PACKAGE, DEP_OLD, DEP_NEW), prep_dependency),

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
@@ -143,12 +145,50 @@ def read_patch(path) -> tuple:
         raise exc.with_source(str(path))
 
 
+class _BackgroundHash:
+    """SHA-256 computed on another thread (hashlib releases the GIL on large buffers), so
+    hashing overlaps reading, decoding and writing on a second core."""
+
+    def __init__(self, data=None):
+        self._hash = hashlib.sha256()
+        self._queue: "queue.Queue" = queue.Queue(maxsize=8)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if data is not None:
+            self.update(data)
+
+    def _run(self) -> None:
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            try:
+                self._hash.update(block)
+            except BaseException as exc:  # reported by digest()
+                self._error = exc
+
+    def update(self, block) -> None:
+        self._queue.put(block)
+
+    def digest(self) -> bytes:
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        return self._hash.digest()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, limit: Optional[int] = None):
     """Write chunks to a temporary file beside ``path``, fsync it, and return its name and
     SHA-256; the caller renames it into place (or removes it) after checking."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".pyzpatch-tmp", dir=directory)
-    h = hashlib.sha256()
+    hasher = _BackgroundHash()
     size = 0
     try:
         with os.fdopen(fd, "wb", buffering=0) as fp:
@@ -158,21 +198,26 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
                 size += len(chunk)
                 if limit is not None and size > limit:
                     raise PyzpatchError(f"the patch produces more than the {limit} bytes it declares")
-                h.update(chunk)
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= _WRITE_BLOCK:
-                    fp.write(b"".join(pending))
+                    block = b"".join(pending)
+                    hasher.update(block)
+                    fp.write(block)
                     pending, pending_size = [], 0
             if pending:
-                fp.write(b"".join(pending))
+                block = b"".join(pending)
+                hasher.update(block)
+                fp.write(block)
+            digest = hasher.digest()
             os.fsync(fp.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
     except BaseException:
+        hasher.stop()
         _remove_quietly(tmp)
         raise
-    return tmp, size, h.digest()
+    return tmp, size, digest
 
 
 def _remove_quietly(path: str) -> None:
@@ -207,13 +252,20 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
         if len(old) != header.old_size:
             raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
                                 f"{len(old)}: not the file the patch was made from", source=target)
-        if patchfile.sha256_of(old.data) != header.old_sha256:
-            raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
-                                "modified version)", source=target)
+        # The target's hash is checked before anything is written; decoding (which only reads
+        # the target) runs meanwhile.
+        old_hash = _BackgroundHash(old.data)
         try:
             piece, limit = _decode(header, body, old.data)
         except FormatError as exc:
-            raise exc.with_source(str(patch))
+            decode_error = exc
+        else:
+            decode_error = None
+        if old_hash.digest() != header.old_sha256:
+            raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
+                                "modified version)", source=target)
+        if decode_error is not None:
+            raise decode_error.with_source(str(patch))
         chunks = flatten([piece])
         if dry_run:
             h = hashlib.sha256()

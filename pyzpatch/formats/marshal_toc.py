@@ -37,9 +37,17 @@ class _Placeholder:
     """Stands in a reference slot while its container is still being read."""
 
 
+_I32 = struct.Struct("<i")
+
+
+def _short(field: str, kind: str, n: int, left: int) -> FormatError:
+    return FormatError(field, f"object of type {kind!r} needs {n} bytes, {left} remain")
+
+
 def _read_object(buf: memoryview, pos: int, refs: list, depth: int, field: str, strings: list):
     """Read one object at ``pos``; return ``(obj, new_pos)``. Raises FormatError on anything
-    outside the subset or any count that the remaining bytes cannot hold."""
+    outside the subset or any count that the remaining bytes cannot hold. (Written without
+    helper closures: it runs once per object, thousands of times per TOC.)"""
     end = len(buf)
     if depth > _MAX_DEPTH:
         raise FormatError(field, "objects nested too deeply")
@@ -50,38 +58,37 @@ def _read_object(buf: memoryview, pos: int, refs: list, depth: int, field: str, 
     flag = code & FLAG_REF
     kind = chr(code & ~FLAG_REF)
 
-    def need(n: int) -> None:
-        if n < 0 or pos + n > end:
-            raise FormatError(field, f"object of type {kind!r} needs {n} bytes, {end - pos} remain")
-
-    def u32() -> int:
-        need(4)
-        return struct.unpack_from("<i", buf, pos)[0]
-
-    if kind == "r":
-        index = u32()
+    if kind in "ri[(aAut":  # types followed by a 4-byte number
+        if pos + 4 > end:
+            raise _short(field, kind, 4, end - pos)
+        number = _I32.unpack_from(buf, pos)[0]
         pos += 4
-        if not 0 <= index < len(refs) or isinstance(refs[index], _Placeholder):
-            raise FormatError(field, f"back-reference {index} to an object not yet read")
-        return refs[index], pos
+        if kind == "r":
+            if not 0 <= number < len(refs) or isinstance(refs[number], _Placeholder):
+                raise FormatError(field, f"back-reference {number} to an object not yet read")
+            return refs[number], pos
+        if kind == "i":
+            if flag:
+                refs.append(number)
+            return number, pos
+    elif kind in ")zZ":  # types followed by a 1-byte count
+        if pos + 1 > end:
+            raise _short(field, kind, 1, end - pos)
+        number = buf[pos]
+        pos += 1
+    else:
+        raise FormatError(field, f"marshal type {kind!r} (0x{code:02x}) is not allowed in a TOC")
 
     if kind in "[()":
-        if kind == ")":
-            need(1)
-            count = buf[pos]
-            pos += 1
-        else:
-            count = u32()
-            pos += 4
         # Every element takes at least one byte, so a larger count is a lie.
-        if count < 0 or count > end - pos:
-            raise FormatError(field, f"container claims {count} items, only {end - pos} bytes remain")
+        if number < 0 or number > end - pos:
+            raise FormatError(field, f"container claims {number} items, only {end - pos} bytes remain")
         slot = None
         if flag:
             slot = len(refs)
             refs.append(_Placeholder())
         items = []
-        for _ in range(count):
+        for _ in range(number):
             item, pos = _read_object(buf, pos, refs, depth + 1, field, strings)
             items.append(item)
         obj = items if kind == "[" else tuple(items)
@@ -89,26 +96,12 @@ def _read_object(buf: memoryview, pos: int, refs: list, depth: int, field: str, 
             refs[slot] = obj
         return obj, pos
 
-    if kind == "i":
-        obj = u32()
-        pos += 4
-    elif kind in "zZ":
-        need(1)
-        size = buf[pos]
-        pos += 1
-        need(size)
-        obj = _decode_text(buf[pos:pos + size], "ascii", field)
-        pos += size
-    elif kind in "aAut":
-        size = u32()
-        pos += 4
-        need(size)
-        obj = _decode_text(buf[pos:pos + size], "ascii" if kind in "aA" else "utf-8", field)
-        pos += size
-    else:
-        raise FormatError(field, f"marshal type {kind!r} (0x{code:02x}) is not allowed in a TOC")
-    if isinstance(obj, str):
-        strings.append((obj, kind in "ZAt", bool(flag)))
+    # A string of ``number`` bytes.
+    if number < 0 or pos + number > end:
+        raise _short(field, kind, number, end - pos)
+    obj = _decode_text(buf[pos:pos + number], "ascii" if kind in "zZaA" else "utf-8", field)
+    pos += number
+    strings.append((obj, kind in "ZAt", bool(flag)))
     if flag:
         refs.append(obj)
     return obj, pos
@@ -123,11 +116,13 @@ def _decode_text(raw, encoding: str, field: str) -> str:
 
 def read_toc(buf, field: str = "PYZ TOC") -> Tuple[List[TocRow], int]:
     """Read a PYZ TOC from the start of ``buf``. Returns the rows and the number of bytes used."""
-    rows, used, _ = _read_toc(buf, field)
+    rows, used, _ = read_toc_with_names(buf, field)
     return rows, used
 
 
-def _read_toc(buf, field: str):
+def read_toc_with_names(buf, field: str = "PYZ TOC"):
+    """Like ``read_toc``, plus how each string was encoded: ``(text, interned, flagged)``,
+    which ``detect_style`` needs."""
     view = memoryview(buf)
     strings: list = []
     obj, used = _read_object(view, 0, [], 0, field, strings)
@@ -223,10 +218,12 @@ def write_toc(rows: Iterable[TocRow], style: TocStyle) -> bytes:
     return bytes(out)
 
 
-def detect_style(raw) -> Optional[TocStyle]:
-    """The style whose output equals the TOC ``raw`` (which must parse), or None if none does."""
+def detect_style(raw, rows: Optional[List[TocRow]] = None, strings: Optional[list] = None) -> Optional[TocStyle]:
+    """The style whose output equals the TOC ``raw``, or None if none does. ``rows`` and
+    ``strings`` are what ``read_toc_with_names`` read from it (read again if not given)."""
     raw = bytes(raw)
-    rows, _, strings = _read_toc(raw, "PYZ TOC")
+    if rows is None or strings is None:
+        rows, _, strings = read_toc_with_names(raw)
     if [s[0] for s in strings] != [r[0] for r in rows]:
         return None  # a name written as a back-reference: not something PyInstaller does
     encodings = [(interned, flagged) for _, interned, flagged in strings]

@@ -84,7 +84,7 @@ def parse(buf) -> Pyz:
     if not 12 <= toc_offset < size:
         raise FormatError("PYZ header", f"TOC offset {toc_offset} lies outside the archive (size {size})")
 
-    rows, used = marshal_toc.read_toc(view[toc_offset:])
+    rows, used, strings = marshal_toc.read_toc_with_names(view[toc_offset:])
     names = [r[0] for r in rows]
     offsets = [r[2] for r in rows]
     lengths = [r[3] for r in rows]
@@ -103,7 +103,7 @@ def parse(buf) -> Pyz:
     entries = [PyzEntry(name, typecode, view[o:o + n]) for (name, typecode, o, n) in rows]
     layout = detect_layout(view, data_start, offsets, lengths, toc_offset)
     toc_bytes = view[toc_offset:toc_offset + used]
-    style = marshal_toc.detect_style(toc_bytes)
+    style = marshal_toc.detect_style(toc_bytes, rows, strings)
     pyz = Pyz(
         pymagic=pymagic,
         entries=entries,
