@@ -13,19 +13,21 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from .errors import FormatError, PyzpatchError
-from .formats import carchive, executable, pyz
+from .formats import carchive, executable, pyz, ziparchive
 from .formats.carchive import CArchive
 from .formats.executable import Executable
 from .formats.pyz import Pyz
+from .formats.ziparchive import ZipArchive
 from .source import FileBytes
 
-ONEFILE, ONEDIR, SIDELOAD, PKG, PYZ = "onefile", "onedir", "sideload", "pkg", "pyz"
+ONEFILE, ONEDIR, SIDELOAD, PKG, PYZ, ZIP = "onefile", "onedir", "sideload", "pkg", "pyz", "zip"
 KIND_TITLES = {
     ONEFILE: "one-file executable",
     ONEDIR: "one-folder build",
     SIDELOAD: "side-loaded executable",
     PKG: "CArchive (PKG)",
     PYZ: "PYZ archive",
+    ZIP: "zip archive",
 }
 
 
@@ -39,11 +41,12 @@ class Bundle:
     exe: Optional[Executable] = None  # set when the archive is embedded in an executable
     archive: Optional[CArchive] = None
     pyzs: List[Tuple[str, Pyz]] = field(default_factory=list)  # (name of the CArchive entry, model)
+    zip: Optional[ZipArchive] = None  # a zip file, zipapp, or interpreter with a zip appended
     archive_start: int = 0  # offset of the CArchive in archive_file
     _files: List[FileBytes] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
-        self.exe = self.archive = None
+        self.exe = self.archive = self.zip = None
         self.pyzs = []
         for f in self._files:
             f.close()
@@ -89,6 +92,10 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
         if pyz.is_pyz(data):
             model = pyz.parse(data)
             return Bundle(bundle_path, PYZ, path, pyzs=[(os.path.basename(path), model)], _files=[fb])
+        if ziparchive.is_zip(data):
+            # A zip's end record ends the file; a PyInstaller executable ends with its archive
+            # or section headers. Bytes before the zip (an interpreter, a shebang) are its prefix.
+            return Bundle(bundle_path, ZIP, path, zip=ziparchive.parse(data), _files=[fb])
         if executable.find_cookie(data) == -1 and executable.has_sideload_magic(data):
             pkg_path = sideload_pkg_path(path)
             if not os.path.isfile(pkg_path):

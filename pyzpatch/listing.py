@@ -57,6 +57,21 @@ def _totals(rows: Iterable[dict]) -> dict:
     }
 
 
+ZIP_METHODS = {0: "stored", 8: "deflated", 12: "bzip2", 14: "lzma"}
+
+
+def _describe_zip(model, patterns: Sequence[str]) -> dict:
+    members = [{
+        "name": m.name,
+        "method": ZIP_METHODS.get(m.method, f"method {m.method}"),
+        "stored_length": len(m.data),
+        "uncompressed_length": m.size,
+        "crc32": f"{m.central[6]:08x}",
+    } for m in model.members if _matches(m.name, patterns)]
+    return {"prefix_length": len(model.prefix), "member_count": len(model.members),
+            "comment": model.comment.decode("utf-8", "replace"), "members": members, "totals": _totals(members)}
+
+
 def _folder_files(folder: str, patterns: Sequence[str]) -> List[dict]:
     files = []
     for root, dirs, names in os.walk(folder):
@@ -111,6 +126,8 @@ def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
             "totals": _totals(entries),
         }
     out["pyz"] = [_describe_pyz(name, model, patterns) for name, model in bundle.pyzs]
+    if bundle.zip is not None:
+        out["zip"] = _describe_zip(bundle.zip, patterns)
     if bundle.folder:
         files = _folder_files(bundle.folder, patterns)
         out["folder"] = {"path": bundle.folder, "files": files, "file_count": len(files),
@@ -162,6 +179,16 @@ def render_text(desc: dict) -> str:
         lines += _table(["kind", "stored", "size", "name"], rows, (1, 2), "    ")
         t = p["totals"]
         lines.append(f"    {t['count']} of {p['module_count']} modules: {_n(t['stored_length'])} bytes "
+                     f"stored, {_n(t['uncompressed_length'])} uncompressed")
+    zipped = desc.get("zip")
+    if zipped:
+        prefix = f" after {_n(zipped['prefix_length'])} bytes of something else" if zipped["prefix_length"] else ""
+        lines.append(f"  zip archive{prefix}:")  # type: ignore[index]
+        rows = [[m["method"], _n(m["stored_length"]), _n(m["uncompressed_length"]), m["name"]]
+                for m in zipped["members"]]  # type: ignore[index]
+        lines += _table(["method", "stored", "size", "name"], rows, (1, 2), "    ")
+        t = zipped["totals"]  # type: ignore[index]
+        lines.append(f"    {t['count']} of {zipped['member_count']} members: {_n(t['stored_length'])} bytes "
                      f"stored, {_n(t['uncompressed_length'])} uncompressed")
     folder = desc.get("folder")
     if folder:
