@@ -114,7 +114,13 @@ def make(
         for given in (old, new):
             if out.exists() and out.resolve() == given.resolve():
                 raise PyzpatchError("refusing to overwrite an input with the patch", source=str(out))
-        made = make_patch(old, new)
+        if old.is_dir() != new.is_dir():
+            raise PyzpatchError("give two folders or two files", source=str(new))
+        if old.is_dir():
+            from .folderpatch import make_folder_patch
+            made = make_folder_patch(old, new)
+        else:
+            made = make_patch(old, new)
         tmp, _, _ = write_file_atomically(out, [made.data], 0o644)
         os.replace(tmp, out)
     except PyzpatchError as exc:
@@ -140,8 +146,16 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Check that the patch applies; write nothing."),
 ) -> None:
     """Turn TARGET into the file the patch was made from: verified, atomic, all or nothing."""
-    from .patching import apply_patch
+    from .delta.patchfile import FOLDER
+    from .patching import apply_patch, read_patch
 
+    try:
+        header, _ = read_patch(patch)
+    except PyzpatchError as exc:
+        _fail(str(exc))
+    if header.flags & FOLDER:  # decided by the patch: the folder may be mid-swap after a crash
+        _apply_folder(target, patch, out, dry_run)
+        return
     try:
         result = apply_patch(target, patch, out, dry_run=dry_run)
     except PyzpatchError as exc:
@@ -153,6 +167,27 @@ def apply(
     verdict = ("byte-identical to the build" if result.byte_identical else
                "content-identical to the build (this machine's zlib compressed some parts differently)")
     typer.echo(f"patched {result.output}: {result.new_size:,} bytes, {verdict}")
+
+
+def _apply_folder(target: Path, patch: Path, out: Optional[Path], dry_run: bool) -> None:
+    from .folderpatch import apply_folder_patch
+
+    try:
+        if out is not None:
+            raise PyzpatchError("-o is for single files; a folder is patched in place (atomically)",
+                                source=str(target))
+        result = apply_folder_patch(target, patch, dry_run=dry_run)
+    except PyzpatchError as exc:
+        _fail(str(exc))
+    if result.recovered:
+        typer.echo(f"note: {result.recovered}")
+    if dry_run:
+        typer.echo(f"{patch} applies to {target}: the result is exactly the folder it was made from")
+    elif result.written:
+        typer.echo(f"patched {target}: {result.files_written} files written, {result.files_linked} unchanged "
+                   "(linked), the folder is exactly the one the patch was made from")
+    else:
+        typer.echo(f"{target} was already patched by an interrupted apply; nothing left to do")
 
 
 @app.command()

@@ -302,7 +302,11 @@ def describe_patch(path) -> dict:
     header, body = read_patch(path)
     decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
     try:
-        root = decoder.describe()
+        if header.flags & patchfile.FOLDER:
+            decoder.describe_node("folder")
+            root = "struct"
+        else:
+            root = decoder.describe()
     except FormatError as exc:
         raise exc.with_source(str(path))
     return {
@@ -313,6 +317,7 @@ def describe_patch(path) -> dict:
         "new": {"size": header.new_size, "sha256": header.new_sha256.hex()},
         "content_digest": header.content_digest.hex() if header.content_digest else None,
         "structural": root == "struct",
+        "folder": bool(header.flags & patchfile.FOLDER),
         "body": {"ops": len(body.ops), "data": len(body.data), "literal": len(body.lit),
                  "compression": "deflate" if header.flags & patchfile.DEFLATE_BODY else "lzma2"},
         "changes": [change_dict(c) for c in decoder.changes],

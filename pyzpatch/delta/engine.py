@@ -343,6 +343,11 @@ class Decoder:
         for reader in (self.ops, self.data, self.lit):
             reader.expect_end()
 
+    def describe_node(self, kind: str) -> None:
+        """Like ``describe``, for a patch whose root is a container's children (a folder)."""
+        self.node_apply(None, "", kind)
+        self.finish()
+
     def describe(self) -> str:
         """Walk the whole patch without the old file; return the root encoding's name."""
         mark = self.ops.pos

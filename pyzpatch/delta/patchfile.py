@@ -30,7 +30,8 @@ MAGIC = b"PZP"
 VERSION = 1
 HAS_CONTENT_DIGEST = 1
 DEFLATE_BODY = 2
-KNOWN_FLAGS = HAS_CONTENT_DIGEST | DEFLATE_BODY
+FOLDER = 4  # the patch turns a folder into a folder; sizes and hashes name whole folders
+KNOWN_FLAGS = HAS_CONTENT_DIGEST | DEFLATE_BODY | FOLDER
 DIGEST_SIZE = 8
 # Largest body pyzpatch will decompress: patches carry decompressed module bytes, so a body can
 # exceed the new file's size, but not by this much.
@@ -70,7 +71,7 @@ def encode(header: Header, body: Body) -> bytes:
     payload = raw.getvalue()
     dict_log = max(_MIN_DICT_LOG, min(_MAX_DICT_LOG, (len(payload) - 1).bit_length()))
     compressed = lzma.compress(payload, format=lzma.FORMAT_RAW, filters=_filters(dict_log))
-    flags = HAS_CONTENT_DIGEST if header.content_digest else 0
+    flags = (HAS_CONTENT_DIGEST if header.content_digest else 0) | (header.flags & FOLDER)
     if len(payload) < 1024 * 1024:
         deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
         deflated = deflater.compress(payload) + deflater.flush()

@@ -1,0 +1,149 @@
+"""Whole folders (one-folder builds): scanning, hashing, and turning a folder into a Node.
+
+A folder is a node of kind ``folder`` whose children are its files, symbolic links and
+folders, keyed by their relative path (``/``-separated), with attrs ``(kind, mode, link
+target)`` and, for files, their bytes. The diff engine pairs and encodes them like any other
+container's children; a changed file gets whatever encoding suits it best (an executable or a
+zip by its parts, other bytes by bsdiff).
+
+The folder hash that names a folder in a patch covers every entry's path, kind, mode, link
+target and content hash, in path order.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .errors import PyzpatchError
+from .formats.node import Child, Node
+from .safepath import split_archive_name
+from .source import FileBytes
+
+NODE_KIND = "folder"
+FILE, LINK, DIR = "f", "l", "d"
+# Files up to this size are read into memory; larger ones are mapped (one descriptor each).
+_READ_LIMIT = 1024 * 1024
+
+
+@dataclass
+class Entry:
+    path: str  # relative, "/"-separated
+    kind: str  # FILE, LINK or DIR
+    mode: int  # permission bits
+    target: str = ""  # link target
+
+
+def scan(root: str) -> List[Entry]:
+    """Every file, link and folder below ``root`` (links are not followed), in path order."""
+    if not os.path.isdir(root):
+        raise PyzpatchError("is not a folder", source=root)
+    entries: List[Entry] = []
+    for current, dirs, files in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(current, root)
+        for name in sorted(dirs + files):
+            full = os.path.join(current, name)
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+            st = os.lstat(full)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                entries.append(Entry(rel, LINK, 0, os.readlink(full)))
+            elif stat.S_ISDIR(st.st_mode):
+                entries.append(Entry(rel, DIR, mode))
+            elif stat.S_ISREG(st.st_mode):
+                entries.append(Entry(rel, FILE, mode))
+            else:
+                raise PyzpatchError("is neither a file, a folder nor a symbolic link", source=full)
+        # os.walk does not descend into links to folders (followlinks=False): good.
+    entries.sort(key=lambda e: e.path)
+    return entries
+
+
+class FolderContents:
+    """A scanned folder with its files' bytes, kept open until ``close``."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        self.entries = scan(self.root)
+        self.root_mode = stat.S_IMODE(os.stat(self.root).st_mode)
+        self._maps: List[FileBytes] = []
+        self.data: Dict[str, object] = {}
+        for entry in self.entries:
+            if entry.kind == FILE:
+                self.data[entry.path] = self._read(os.path.join(self.root, entry.path))
+
+    def _read(self, path: str):
+        if os.path.getsize(path) <= _READ_LIMIT:
+            try:
+                with open(path, "rb") as fp:
+                    return fp.read()
+            except OSError as exc:
+                raise PyzpatchError(exc.strerror or str(exc), source=path) from None
+        fb = FileBytes(path)
+        self._maps.append(fb)
+        return fb.data
+
+    def node(self) -> Node:
+        children = [Child(e.path, (e.kind, e.mode, e.target), self.data.get(e.path, b""))
+                    for e in self.entries]
+        return Node(NODE_KIND, (self.root_mode,), children)
+
+    def close(self) -> None:
+        self.data = {}
+        for fb in self._maps:
+            fb.close()
+        self._maps = []
+
+    def __enter__(self) -> "FolderContents":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def node_hash(node: Node, content_hash=None) -> tuple:
+    """(total file bytes, SHA-256) naming a folder node's exact contents. ``content_hash`` maps
+    a child to the SHA-256 of its bytes (default: hash its data)."""
+    h = hashlib.sha256(b"pyzpatch folder 1\0" + b"%o\0" % node.meta[0])
+    total = 0
+    for child in sorted(node.children, key=lambda c: c.key):
+        kind, mode, target = child.attrs
+        digest = content_hash(child) if content_hash else hashlib.sha256(child.data).digest()
+        total += len(child.data)
+        key = child.key.encode("utf-8", "surrogateescape")
+        h.update(b"%d:%s%s\0%o\0" % (len(key), key, kind.encode(), mode))
+        h.update(target.encode("utf-8", "surrogateescape") + b"\0" + digest)
+    return total, h.digest()
+
+
+def check_new_node(node: Node) -> None:
+    """Refuse a folder a patch describes if any entry could land or point outside it."""
+    paths = set()
+    for child in node.children:
+        if not (isinstance(child.attrs, tuple) and len(child.attrs) == 3 and child.attrs[0] in (FILE, LINK, DIR)
+                and isinstance(child.attrs[1], int) and isinstance(child.attrs[2], str)):
+            raise PyzpatchError(f"entry {child.key!r} has malformed attributes")
+        parts = split_archive_name(child.key)
+        if "\\" in child.key:
+            raise PyzpatchError(f"entry {child.key!r} has a backslash in its path")
+        paths.add(child.key)
+        kind, mode, target = child.attrs
+        if mode & ~0o7777:
+            raise PyzpatchError(f"entry {child.key!r} has invalid mode {mode:o}")
+        if kind == LINK:
+            if not target or os.path.isabs(target) or target.startswith("\\"):
+                raise PyzpatchError(f"link {child.key!r} points to {target!r}, outside the folder")
+            depth = len(parts) - 1
+            for part in target.split("/"):
+                depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
+                if depth < 0:
+                    raise PyzpatchError(f"link {child.key!r} points to {target!r}, outside the folder")
+    kinds = {c.key: c.attrs[0] for c in node.children}
+    for path in paths:
+        parent = path.rsplit("/", 1)[0] if "/" in path else None
+        while parent:
+            if kinds.get(parent, DIR) != DIR:
+                raise PyzpatchError(f"entry {path!r} lies inside {parent!r}, which is not a folder")
+            parent = parent.rsplit("/", 1)[0] if "/" in parent else None

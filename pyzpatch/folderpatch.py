@@ -1,0 +1,286 @@
+"""make and apply for whole folders, with an apply that survives being killed at any moment.
+
+The apply scheme (see docs/folder-apply.md):
+
+1. Check the target folder is exactly the one the patch was made from (folder hash).
+2. Build the new folder in a staging folder beside it, ``.NAME.pyzpatch-new``: unchanged files
+   are hard links to the old ones (copies where links are impossible), changed and added files
+   are written, then every file and folder is fsynced and the staging folder's hash checked.
+3. Swap the two folders in one step (``renameat2(RENAME_EXCHANGE)``): the target's name now
+   holds the new folder, the staging name the old one. Then remove the old one.
+
+At every instant the target's name holds the complete old folder or the complete new one. An
+interrupted apply leaves at most a staging folder beside it; running ``apply`` again finds the
+target old (it removes the stale staging folder and starts over) or already new (it removes the
+old folder left in the staging name and reports that nothing is left to do).
+
+Where the system cannot exchange two names atomically, the swap is two renames with a marker
+file ``.NAME.pyzpatch-ready`` written once the staging folder is complete: a re-run that finds
+the target missing and the marker present finishes the second rename.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .delta import patchfile
+from .delta.engine import Decoder, Encoder
+from .delta.patchfile import Body, Header
+from .errors import FormatError, PyzpatchError
+from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash
+from .formats.node import Node, flatten
+from .patching import MadePatch, piece_limit, read_patch
+
+STAGING_SUFFIX = ".pyzpatch-new"
+READY_SUFFIX = ".pyzpatch-ready"
+OLD_SUFFIX = ".pyzpatch-old"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class _Checkpoints:
+    """Fault injection for the crash tests: with PYZPATCH_TEST_KILL_AT=N in the environment, the
+    process kills itself (SIGKILL, as a power cut would stop it) at the N-th checkpoint; with
+    PYZPATCH_TEST_COUNT_TO=FILE it writes how many checkpoints it passed."""
+
+    def __init__(self) -> None:
+        value = os.environ.get("PYZPATCH_TEST_KILL_AT", "")
+        self.kill_at = int(value) if value.isdigit() else None
+        self.count_to = os.environ.get("PYZPATCH_TEST_COUNT_TO")
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count_to:
+            with open(self.count_to, "w") as fp:
+                fp.write(str(self.count))
+        if self.kill_at is not None and self.count == self.kill_at:
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+_checkpoint = _Checkpoints()
+
+
+@dataclass
+class FolderApplyResult:
+    target: str
+    written: bool
+    recovered: str = ""  # what an earlier interrupted apply had left, and what was done about it
+    files_written: int = 0
+    files_linked: int = 0
+
+
+def _sibling(target: str, suffix: str) -> str:
+    parent, name = os.path.split(target.rstrip(os.sep))
+    return os.path.join(parent, f".{name}{suffix}")
+
+
+def make_folder_patch(old_dir, new_dir) -> MadePatch:
+    with FolderContents(old_dir) as old, FolderContents(new_dir) as new:
+        old_node, new_node = old.node(), new.node()
+        old_size, old_hash = node_hash(old_node)
+        new_size, new_hash = node_hash(new_node)
+        header = Header(old_size=old_size, old_sha256=old_hash, new_size=new_size, new_sha256=new_hash,
+                        flags=patchfile.FOLDER)
+        encoder = Encoder()
+        try:
+            encoder.node_delta(old_node, new_node, "")
+        except FormatError as exc:
+            raise exc.with_source(str(new_dir))
+        out = encoder.out
+        body = Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit))
+        data = patchfile.encode(header, body)
+        # Verify before anything is written: decoding must rebuild the new folder exactly.
+        header2, body2 = patchfile.decode(data)
+        rebuilt = _decode(header2, body2, old_node)
+        if node_hash(rebuilt, _piece_hash) != (new_size, new_hash):
+            raise PyzpatchError("internal error: the patch does not rebuild this folder exactly; please "
+                                "report it", source=str(new_dir))
+        note = "the two folders are identical" if old_hash == new_hash else None
+        return MadePatch(data=data, header=header, changes=encoder.changes, structural=True, note=note)
+
+
+def _piece_hash(child) -> bytes:
+    h = hashlib.sha256()
+    for chunk in flatten([child.data]):
+        h.update(chunk)
+    return h.digest()
+
+
+def _decode(header: Header, body: Body, old_node: Node) -> Node:
+    decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
+    new_node = decoder.node_apply(old_node, "", NODE_KIND)
+    decoder.finish()
+    return new_node
+
+
+def is_folder_patch(header: Header) -> bool:
+    return bool(header.flags & patchfile.FOLDER)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two names atomically; False if this system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise PyzpatchError(f"cannot swap in the new folder: {os.strerror(err)}", source=b)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: str) -> None:
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def _recover(target: str) -> str:
+    """Finish or undo what an interrupted apply left beside ``target``; say what was done."""
+    staging, ready = _sibling(target, STAGING_SUFFIX), _sibling(target, READY_SUFFIX)
+    old_aside = _sibling(target, OLD_SUFFIX)
+    if not os.path.exists(target) and os.path.isdir(staging) and os.path.exists(ready):
+        os.rename(staging, target)  # the two-rename swap was cut between its renames
+        _fsync_path(os.path.dirname(target))
+        os.unlink(ready)
+        if os.path.lexists(old_aside):
+            _remove_tree(old_aside)
+        return "finished swapping in the new folder an interrupted apply had prepared"
+    note = ""
+    if os.path.lexists(old_aside) and os.path.isdir(target):
+        _remove_tree(old_aside)
+        note = "removed the old folder an interrupted apply had left beside the folder"
+    if os.path.lexists(staging):
+        _remove_tree(staging)
+        note = "removed what an interrupted apply had left beside the folder"
+    if os.path.exists(ready):
+        os.unlink(ready)
+    return note
+
+
+def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node) -> tuple:
+    """Write the new folder into ``staging``; return (files written, files linked)."""
+    old_children = {c.key: c for c in old_node.children}
+    written = linked = 0
+    os.mkdir(staging, 0o700)
+    dirs = []
+    for child in sorted(new_node.children, key=lambda c: c.key):
+        kind, mode, target = child.attrs
+        path = os.path.join(staging, *child.key.split("/"))
+        _checkpoint()
+        if kind == DIR:
+            os.makedirs(path, exist_ok=True)
+            dirs.append((path, mode))
+        elif kind == LINK:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.symlink(target, path)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            before = old_children.get(child.key)
+            # Same bytes and same mode: share the old file's inode (a mode lives on the inode).
+            if before is not None and child.data is before.data and child.attrs == before.attrs:
+                try:
+                    os.link(os.path.join(old_root, *child.key.split("/")), path, follow_symlinks=False)
+                    linked += 1
+                    continue
+                except OSError:
+                    pass  # another file system or no hard links: copy instead
+            with open(path, "wb") as fp:
+                for chunk in flatten([child.data]):
+                    fp.write(chunk)
+                _checkpoint()  # a file written but not yet flushed
+                fp.flush()
+                os.fsync(fp.fileno())
+            os.chmod(path, mode)
+            written += 1
+    for path, mode in sorted(dirs, reverse=True):
+        _checkpoint()
+        os.chmod(path, mode)
+        _fsync_path(path)
+    os.chmod(staging, new_node.meta[0])
+    _fsync_path(staging)
+    return written, linked
+
+
+def apply_folder_patch(target, patch, dry_run: bool = False) -> FolderApplyResult:
+    target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
+    header, body = read_patch(patch)
+    if not is_folder_patch(header):
+        raise PyzpatchError("is a patch for a single file, not for a folder", source=str(patch))
+    recovered = "" if dry_run else _recover(target)
+    if not os.path.isdir(target):
+        raise PyzpatchError("no such folder", source=target)
+    with FolderContents(target) as old:
+        old_node = old.node()
+        size, digest = node_hash(old_node)
+        if (size, digest) == (header.new_size, header.new_sha256):
+            if recovered:
+                return FolderApplyResult(target, False, recovered)
+            raise PyzpatchError("is already the folder this patch produces; nothing to do", source=target)
+        if (size, digest) != (header.old_size, header.old_sha256):
+            raise PyzpatchError("is not the folder the patch was made from (its contents, names or modes "
+                                "differ)", source=target)
+        try:
+            new_node = _decode(header, body, old_node)
+            check_new_node(new_node)
+        except PyzpatchError as exc:
+            raise exc.with_source(str(patch))
+        if node_hash(new_node, _piece_hash) != (header.new_size, header.new_sha256):
+            raise PyzpatchError("applying it gives a different folder than the one it was made from",
+                                source=str(patch))
+        if dry_run:
+            return FolderApplyResult(target, False, recovered)
+        staging = _sibling(target, STAGING_SUFFIX)
+        try:
+            written, linked = _build_staging(staging, old.root, old_node, new_node)
+        except OSError as exc:
+            _remove_tree(staging)
+            raise PyzpatchError(f"cannot build the new folder: {exc.strerror or exc}", source=staging) from None
+    # The staging folder is complete and flushed. Check it as it is on disk, then swap.
+    with FolderContents(staging) as staged:
+        if node_hash(staged.node())[1] != header.new_sha256:
+            _remove_tree(staging)
+            raise PyzpatchError("the new folder written to disk does not match the patch", source=staging)
+    parent = os.path.dirname(target)
+    _checkpoint()
+    if not os.environ.get("PYZPATCH_TEST_NO_EXCHANGE") and _exchange(staging, target):
+        _checkpoint()
+        _fsync_path(parent)
+        _checkpoint()
+        _remove_tree(staging)  # now the old folder
+    else:
+        ready = _sibling(target, READY_SUFFIX)
+        old_aside = _sibling(target, OLD_SUFFIX)
+        with open(ready, "wb") as fp:
+            os.fsync(fp.fileno())
+        _fsync_path(parent)
+        _checkpoint()
+        os.rename(target, old_aside)
+        _checkpoint()
+        os.rename(staging, target)
+        _fsync_path(parent)
+        _checkpoint()
+        os.unlink(ready)
+        _checkpoint()
+        _remove_tree(old_aside)
+    _fsync_path(parent)
+    return FolderApplyResult(target, True, recovered, written, linked)
