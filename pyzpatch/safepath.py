@@ -39,16 +39,7 @@ def write_inside(root: str, parts: List[str], data) -> str:
 
     Folders on the way are created; an existing link anywhere on the way is refused.
     """
-    current = root
-    for part in parts[:-1]:
-        current = os.path.join(current, part)
-        if os.path.islink(current):
-            raise PyzpatchError("is a symbolic link; refusing to write through it", source=current)
-        if not os.path.exists(current):
-            os.mkdir(current)
-        elif not os.path.isdir(current):
-            raise PyzpatchError("exists and is not a folder", source=current)
-    target = os.path.join(current, parts[-1])
+    target = os.path.join(make_folder_inside(root, parts[:-1]), parts[-1])
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(target, flags, 0o644)
@@ -60,6 +51,7 @@ def write_inside(root: str, parts: List[str], data) -> str:
 
 
 def make_folder_inside(root: str, parts: List[str]) -> str:
+    """Create ``root/parts...`` folder by folder, refusing links and non-folders on the way."""
     current = root
     for part in parts:
         current = os.path.join(current, part)
