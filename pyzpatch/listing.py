@@ -66,7 +66,7 @@ def _describe_zip(model, patterns: Sequence[str]) -> dict:
         "method": ZIP_METHODS.get(m.method, f"method {m.method}"),
         "stored_length": len(m.data),
         "uncompressed_length": m.size,
-        "crc32": f"{m.central[6]:08x}",
+        "crc32": f"{m.crc32:08x}",
     } for m in model.members if _matches(m.name, patterns)]
     return {"prefix_length": len(model.prefix), "member_count": len(model.members),
             "comment": model.comment.decode("utf-8", "replace"), "members": members, "totals": _totals(members)}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
 from .errors import FormatError, PyzpatchError
-from .formats import carchive, executable
+from .formats import executable
 from .formats.node import flatten
 from .delta import patchfile
 from .delta.digest import content_digest
@@ -52,14 +52,6 @@ class ApplyResult:
     written: bool
 
 
-def _python_version(buf) -> Optional[int]:
-    try:
-        start, end = executable.locate_archive(buf)
-        return carchive.COOKIE.unpack_from(buf, end - carchive.COOKIE.size)[4]
-    except FormatError:
-        return None
-
-
 def _encode(old, new, whole_file: bool):
     encoder = Encoder()
     if whole_file:
@@ -75,7 +67,7 @@ def make_patch(old_path, new_path) -> MadePatch:
     with FileBytes(old_path) as old, FileBytes(new_path) as new:
         header = Header(old_size=len(old), old_sha256=patchfile.sha256_of(old.data),
                         new_size=len(new), new_sha256=patchfile.sha256_of(new.data))
-        old_py, new_py = _python_version(old.data), _python_version(new.data)
+        old_py, new_py = executable.python_version(old.data), executable.python_version(new.data)
         note = None
         if old_py and new_py and old_py != new_py:
             note = (f"built with different Pythons ({old_py // 100}.{old_py % 100} and "
@@ -247,21 +239,25 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
     header, body = read_patch(patch)
     real_target = os.path.realpath(target)
     with FileBytes(real_target) as old:
-        if len(old) == header.new_size and patchfile.sha256_of(old.data) == header.new_sha256:
-            raise PyzpatchError("is already the file this patch produces; nothing to do", source=target)
-        if len(old) != header.old_size:
+        if len(old) not in (header.old_size, header.new_size):
             raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
                                 f"{len(old)}: not the file the patch was made from", source=target)
         # The target's hash is checked before anything is written; decoding (which only reads
         # the target) runs meanwhile.
         old_hash = _BackgroundHash(old.data)
-        try:
-            piece, limit = _decode(header, body, old.data)
-        except FormatError as exc:
-            decode_error = exc
-        else:
-            decode_error = None
-        if old_hash.digest() != header.old_sha256:
+        piece = limit = decode_error = None
+        if len(old) == header.old_size:
+            try:
+                piece, limit = _decode(header, body, old.data)
+            except FormatError as exc:
+                decode_error = exc
+        digest = old_hash.digest()
+        if len(old) == header.new_size and digest == header.new_sha256:
+            raise PyzpatchError("is already the file this patch produces; nothing to do", source=target)
+        if len(old) != header.old_size:
+            raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
+                                f"{len(old)}: not the file the patch was made from", source=target)
+        if digest != header.old_sha256:
             raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
                                 "modified version)", source=target)
         if decode_error is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 from ..errors import FormatError
 from . import carchive
@@ -58,6 +58,16 @@ def locate_archive(buf) -> tuple:
         raise FormatError("CArchive cookie", f"archive length {pkg_len} does not fit before the cookie "
                                              f"at offset {pos}")
     return end - pkg_len, end
+
+
+def python_version(buf) -> Optional[int]:
+    """The Python version (``major * 100 + minor``) in the archive's cookie, or None if ``buf``
+    holds no PyInstaller archive."""
+    try:
+        start, end = locate_archive(buf)
+    except FormatError:
+        return None
+    return COOKIE.unpack_from(buf, end - COOKIE.size)[4]
 
 
 def parse(buf) -> Executable:

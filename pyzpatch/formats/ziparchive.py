@@ -47,6 +47,10 @@ class ZipMember:
     def size(self) -> int:
         return self.central[8]
 
+    @property
+    def crc32(self) -> int:
+        return self.central[6]
+
     def record_length(self) -> int:
         return LOCAL.size + len(self.local[8]) + len(self.local[9]) + len(self.data) + len(self.descriptor)
 
