@@ -106,11 +106,16 @@ def make(
     new: Path = typer.Argument(..., help="The new build it should become."),
     out: Path = typer.Option(..., "--output", "-o", help="Where to write the patch."),
     as_json: bool = typer.Option(False, "--json", help="Print what the patch holds as JSON."),
+    sign: Optional[Path] = typer.Option(None, "--sign", help="Sign the patch with this private key (see keygen)."),
 ) -> None:
     """Write a patch that turns OLD into NEW exactly (verified before it is written)."""
     from .patching import change_dict, is_container_change, make_patch, write_file_atomically
 
     try:
+        key = None
+        if sign is not None:
+            from .signing import load_private_key
+            key = load_private_key(sign)
         for given in (old, new):
             if out.exists() and out.resolve() == given.resolve():
                 raise PyzpatchError("refusing to overwrite an input with the patch", source=str(out))
@@ -118,9 +123,9 @@ def make(
             raise PyzpatchError("give two folders or two files", source=str(new))
         if old.is_dir():
             from .folderpatch import make_folder_patch
-            made = make_folder_patch(old, new)
+            made = make_folder_patch(old, new, sign_key=key)
         else:
-            made = make_patch(old, new)
+            made = make_patch(old, new, sign_key=key)
         tmp, _, _ = write_file_atomically(out, [made.data], 0o644)
         os.replace(tmp, out)
     except PyzpatchError as exc:
@@ -144,20 +149,22 @@ def apply(
     patch: Path = typer.Argument(..., help="The patch file."),
     out: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here; leave TARGET alone."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check that the patch applies; write nothing."),
+    trust: Optional[List[Path]] = typer.Option(
+        None, "--trust", help="Require a signature by this public key (repeatable: any of them)."),
 ) -> None:
     """Turn TARGET into the file the patch was made from: verified, atomic, all or nothing."""
-    from .delta.patchfile import FOLDER
-    from .patching import apply_patch, read_patch
+    from .patching import apply_patch, is_folder_patch_file
 
     try:
-        header, _ = read_patch(patch)
+        trusted = _trusted_keys(trust)
+        folder = is_folder_patch_file(patch, trusted)
     except PyzpatchError as exc:
         _fail(str(exc))
-    if header.flags & FOLDER:  # decided by the patch: the folder may be mid-swap after a crash
-        _apply_folder(target, patch, out, dry_run)
+    if folder:  # decided by the patch: the folder may be mid-swap after a crash
+        _apply_folder(target, patch, out, dry_run, trusted)
         return
     try:
-        result = apply_patch(target, patch, out, dry_run=dry_run)
+        result = apply_patch(target, patch, out, dry_run=dry_run, trusted_keys=trusted)
     except PyzpatchError as exc:
         _fail(str(exc))
     if not result.written:
@@ -169,14 +176,21 @@ def apply(
     typer.echo(f"patched {result.output}: {result.new_size:,} bytes, {verdict}")
 
 
-def _apply_folder(target: Path, patch: Path, out: Optional[Path], dry_run: bool) -> None:
+def _trusted_keys(paths: Optional[List[Path]]):
+    if not paths:
+        return None
+    from .signing import load_public_key
+    return [load_public_key(p) for p in paths]
+
+
+def _apply_folder(target: Path, patch: Path, out: Optional[Path], dry_run: bool, trusted=None) -> None:
     from .folderpatch import apply_folder_patch
 
     try:
         if out is not None:
             raise PyzpatchError("-o is for single files; a folder is patched in place (atomically)",
                                 source=str(target))
-        result = apply_folder_patch(target, patch, dry_run=dry_run)
+        result = apply_folder_patch(target, patch, dry_run=dry_run, trusted_keys=trusted)
     except PyzpatchError as exc:
         _fail(str(exc))
     if result.recovered:
@@ -192,11 +206,28 @@ def _apply_folder(target: Path, patch: Path, out: Optional[Path], dry_run: bool)
 
 @app.command()
 def verify(
-    target: Path = typer.Argument(..., help="The file the patch should apply to."),
+    target: Path = typer.Argument(..., help="The file or folder the patch should apply to."),
     patch: Path = typer.Argument(..., help="The patch file."),
+    trust: Optional[List[Path]] = typer.Option(
+        None, "--trust", help="Require a signature by this public key (repeatable: any of them)."),
 ) -> None:
     """Check that PATCH applies to TARGET and gives the exact new file, writing nothing."""
-    apply(target, patch, None, True)
+    apply(target, patch, None, True, trust)
+
+
+@app.command()
+def keygen(
+    key: Path = typer.Argument(..., help="Where to write the private key; the public key goes to KEY.pub."),
+) -> None:
+    """Make an Ed25519 key pair for signing patches (private key readable by its owner only)."""
+    from .signing import generate_keys
+
+    try:
+        private, public = generate_keys(key)
+    except PyzpatchError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {private} (private: keep it secret, use with make --sign)")
+    typer.echo(f"wrote {public} (public: give it to devices, use with apply --trust)")
 
 
 @app.command()
@@ -217,6 +248,10 @@ def show(
     typer.echo(f"{patch}: pyzpatch patch, format {desc['format_version']}, {desc['patch_size']:,} bytes")
     typer.echo(f"  applies to: {desc['old']['size']:,} bytes, SHA-256 {desc['old']['sha256']}")
     typer.echo(f"  produces:   {desc['new']['size']:,} bytes, SHA-256 {desc['new']['sha256']}")
+    if desc["signed_by_key"]:
+        typer.echo(f"  signed by key {desc['signed_by_key']} (checked only by apply --trust)")
+    else:
+        typer.echo("  not signed")
     if not desc["structural"]:
         typer.echo("  whole-file diff (no structure used)")
     leaf = [c for c in desc["changes"] if not (c["action"] == "changed" and c["how"] in ("struct", "recompressed struct"))]

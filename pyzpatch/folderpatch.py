@@ -81,7 +81,15 @@ def _sibling(target: str, suffix: str) -> str:
     return os.path.join(parent, f".{name}{suffix}")
 
 
-def make_folder_patch(old_dir, new_dir) -> MadePatch:
+def make_folder_patch(old_dir, new_dir, sign_key=None) -> MadePatch:
+    made = _make_folder_patch(old_dir, new_dir)
+    if sign_key is not None:
+        from . import signing
+        made.data = signing.sign(made.data, sign_key)
+    return made
+
+
+def _make_folder_patch(old_dir, new_dir) -> MadePatch:
     with FolderContents(old_dir) as old, FolderContents(new_dir) as new:
         old_node, new_node = old.node(), new.node()
         old_size, old_hash = node_hash(old_node)
@@ -221,9 +229,9 @@ def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node) 
     return written, linked
 
 
-def apply_folder_patch(target, patch, dry_run: bool = False) -> FolderApplyResult:
+def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None) -> FolderApplyResult:
     target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
-    header, body = read_patch(patch)
+    header, body = read_patch(patch, trusted_keys)
     if not is_folder_patch(header):
         raise PyzpatchError("is a patch for a single file, not for a folder", source=str(patch))
     recovered = "" if dry_run else _recover(target)

@@ -62,8 +62,17 @@ def _encode(old, new, whole_file: bool):
     return Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)), encoder.changes
 
 
-def make_patch(old_path, new_path) -> MadePatch:
-    """Diff two files into a verified patch (not yet written anywhere)."""
+def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
+    """Diff two files into a verified patch (not yet written anywhere); ``sign_key`` (an Ed25519
+    private key, see ``signing``) appends a signature."""
+    made = _make_patch(old_path, new_path)
+    if sign_key is not None:
+        from . import signing
+        made.data = signing.sign(made.data, sign_key)
+    return made
+
+
+def _make_patch(old_path, new_path) -> MadePatch:
     with FileBytes(old_path) as old, FileBytes(new_path) as new:
         header = Header(old_size=len(old), old_sha256=patchfile.sha256_of(old.data),
                         new_size=len(new), new_sha256=patchfile.sha256_of(new.data))
@@ -125,16 +134,46 @@ def _decode(header: Header, body: Body, old):
     return piece, header.new_size + decoder.recompressed // 16 + 1024
 
 
-def read_patch(path) -> tuple:
+def _read_payload(path, trusted_keys=None) -> bytes:
+    """The patch file's bytes without its signature trailer. With ``trusted_keys`` (a list of
+    public keys) the signature must be valid and from one of them: checked before anything else."""
+    from . import signing
+
     try:
         with open(path, "rb") as fp:
             blob = fp.read()
     except OSError as exc:
         raise PyzpatchError(exc.strerror or str(exc), source=str(path)) from None
     try:
-        return patchfile.decode(blob)
+        if trusted_keys is not None:
+            return signing.verified_payload(blob, trusted_keys)
+        payload, signature = signing.split(blob)
+        if signature is not None and not patchfile.crc_ok(payload) and patchfile.crc_ok(blob):
+            return blob  # an unsigned patch whose checksum happens to read "PZS1"
+        return payload
+    except PyzpatchError as exc:
+        raise exc.with_source(str(path))
+
+
+def read_patch(path, trusted_keys=None) -> tuple:
+    """(Header, Body) of a patch file; see ``_read_payload`` for ``trusted_keys``."""
+    payload = _read_payload(path, trusted_keys)
+    try:
+        return patchfile.decode(payload)
     except FormatError as exc:
         raise exc.with_source(str(path))
+
+
+def is_folder_patch_file(path, trusted_keys=None) -> bool:
+    """Whether a patch file is for a folder, read from its header alone (after any signature
+    check; the body is not decompressed)."""
+    payload = _read_payload(path, trusted_keys)
+    try:
+        patchfile.check_integrity(payload)
+        header = patchfile.decode_header(memoryview(payload)[:-4])[0]
+    except FormatError as exc:
+        raise exc.with_source(str(path))
+    return bool(header.flags & patchfile.FOLDER)
 
 
 class _BackgroundHash:
@@ -232,11 +271,13 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResult:
+def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=None) -> ApplyResult:
     """Apply the patch file ``patch`` to ``target``. The result replaces ``target`` (or goes to
-    ``output``); with ``dry_run`` nothing is written. Raises PyzpatchError, target untouched."""
+    ``output``); with ``dry_run`` nothing is written. With ``trusted_keys`` (Ed25519 public
+    keys) the patch must carry a valid signature from one of them. Raises PyzpatchError, target
+    untouched."""
     target = os.fspath(target)
-    header, body = read_patch(patch)
+    header, body = read_patch(patch, trusted_keys)
     real_target = os.path.realpath(target)
     with FileBytes(real_target) as old:
         if len(old) not in (header.old_size, header.new_size):
@@ -295,6 +336,10 @@ def apply_patch(target, patch, output=None, dry_run: bool = False) -> ApplyResul
 
 def describe_patch(path) -> dict:
     """What a patch file says and does, without the file it applies to (``show``)."""
+    from . import signing
+
+    with open(path, "rb") as fp:
+        signature = signing.split(fp.read())[1]
     header, body = read_patch(path)
     decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
     try:
@@ -312,6 +357,7 @@ def describe_patch(path) -> dict:
         "old": {"size": header.old_size, "sha256": header.old_sha256.hex()},
         "new": {"size": header.new_size, "sha256": header.new_sha256.hex()},
         "content_digest": header.content_digest.hex() if header.content_digest else None,
+        "signed_by_key": signature.key_id.hex() if signature else None,
         "structural": root == "struct",
         "folder": bool(header.flags & patchfile.FOLDER),
         "body": {"ops": len(body.ops), "data": len(body.data), "literal": len(body.lit),

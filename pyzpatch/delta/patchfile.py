@@ -96,11 +96,15 @@ def encode(header: Header, body: Body) -> bytes:
     return out.getvalue()
 
 
+def crc_ok(blob) -> bool:
+    return len(blob) >= 8 and zlib.crc32(blob[:-4]) == int.from_bytes(blob[-4:], "little")
+
+
 def check_integrity(blob) -> None:
     """Refuse a patch whose bytes were altered or cut, before anything else reads them."""
     if len(blob) < 4 or bytes(blob[:3]) != MAGIC:
         raise FormatError("patch header", "not a pyzpatch patch (magic missing)")
-    if len(blob) < 8 or zlib.crc32(blob[:-4]) != int.from_bytes(blob[-4:], "little"):
+    if not crc_ok(blob):
         raise FormatError("patch", "checksum mismatch: the patch is truncated or corrupt")
 
 
