@@ -32,6 +32,7 @@ from .delta import patchfile
 from .delta.engine import Decoder, Encoder
 from .delta.patchfile import Body, Header
 from .errors import FormatError, PyzpatchError
+from .faults import checkpoint
 from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash
 from .formats.node import Node, flatten
 from .patching import MadePatch, piece_limit, read_patch
@@ -43,28 +44,7 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-class _Checkpoints:
-    """Fault injection for the crash tests: with PYZPATCH_TEST_KILL_AT=N in the environment, the
-    process kills itself (SIGKILL, as a power cut would stop it) at the N-th checkpoint; with
-    PYZPATCH_TEST_COUNT_TO=FILE it writes how many checkpoints it passed."""
-
-    def __init__(self) -> None:
-        value = os.environ.get("PYZPATCH_TEST_KILL_AT", "")
-        self.kill_at = int(value) if value.isdigit() else None
-        self.count_to = os.environ.get("PYZPATCH_TEST_COUNT_TO")
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-        if self.count_to:
-            with open(self.count_to, "w") as fp:
-                fp.write(str(self.count))
-        if self.kill_at is not None and self.count == self.kill_at:
-            import signal
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-_checkpoint = _Checkpoints()
+_checkpoint = checkpoint
 
 
 @dataclass

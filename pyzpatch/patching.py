@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
 from .errors import FormatError, PyzpatchError
+from .faults import checkpoint
 from .formats import executable
 from .formats.node import flatten
 from .delta import patchfile
@@ -214,11 +215,32 @@ class _BackgroundHash:
             self._thread.join()
 
 
+TMP_SUFFIX = ".pyzpatch-tmp"
+
+
+def remove_stale_temporaries(path) -> int:
+    """Remove temporary files an interrupted write of ``path`` left beside it (only ours)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for entry in names:
+        if entry.startswith(f".{name}.") and entry.endswith(TMP_SUFFIX):
+            _remove_quietly(os.path.join(directory, entry))
+            removed += 1
+    return removed
+
+
 def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, limit: Optional[int] = None):
     """Write chunks to a temporary file beside ``path``, fsync it, and return its name and
     SHA-256; the caller renames it into place (or removes it) after checking."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".pyzpatch-tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TMP_SUFFIX, dir=directory)
+    except OSError as exc:
+        raise PyzpatchError(f"cannot write beside it: {exc.strerror or exc}", source=os.fspath(path)) from None
     hasher = _BackgroundHash()
     size = 0
     try:
@@ -226,6 +248,7 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
             pending: List = []
             pending_size = 0
             for chunk in chunks:
+                checkpoint()
                 size += len(chunk)
                 if limit is not None and size > limit:
                     raise PyzpatchError(f"the patch produces more than the {limit} bytes it declares")
@@ -241,9 +264,14 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
                 hasher.update(block)
                 fp.write(block)
             digest = hasher.digest()
+            checkpoint()
             os.fsync(fp.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
+    except OSError as exc:
+        hasher.stop()
+        _remove_quietly(tmp)
+        raise PyzpatchError(f"cannot write the new file: {exc.strerror or exc}", source=tmp) from None
     except BaseException:
         hasher.stop()
         _remove_quietly(tmp)
@@ -279,6 +307,10 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
     target = os.fspath(target)
     header, body = read_patch(patch, trusted_keys)
     real_target = os.path.realpath(target)
+    out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
+    if not dry_run:
+        remove_stale_temporaries(out_path)
+    verified = _stat(real_target)  # before reading: any later replacement is noticed
     with FileBytes(real_target) as old:
         if len(old) not in (header.old_size, header.new_size):
             raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
@@ -317,19 +349,24 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
             raise PyzpatchError("applying it gives a different file than the one it was made from",
                                 source=str(patch))
 
-        out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
-        mode = stat.S_IMODE(os.stat(real_target).st_mode)
+        mode = stat.S_IMODE(verified.st_mode)
         tmp, size, digest = write_file_atomically(out_path, chunks, mode, limit=limit)
     byte_identical = size == header.new_size and digest == header.new_sha256
     if not byte_identical and not _content_identical(tmp, header):
         _remove_quietly(tmp)
         raise PyzpatchError("applying it gives a different file than the one it was made from "
                             "(not even its content matches)", source=str(patch))
+    if out_path == real_target and _replaced_since(real_target, verified):
+        _remove_quietly(tmp)
+        raise PyzpatchError("was replaced or changed while the patch was being applied; left as it is now",
+                            source=target)
+    checkpoint()
     try:
         os.replace(tmp, out_path)
     except OSError as exc:
         _remove_quietly(tmp)
         raise PyzpatchError(f"cannot replace it: {exc.strerror}", source=out_path) from None
+    checkpoint()
     _fsync_dir(os.path.dirname(out_path))
     return ApplyResult(target, out_path, size, digest, byte_identical, True)
 
@@ -374,6 +411,23 @@ def change_dict(change: Change) -> dict:
 def is_container_change(change: Change) -> bool:
     """A change that only says a container's parts changed (each part has its own line)."""
     return change.action == "changed" and change.how in ("struct", "recompressed struct")
+
+
+def _stat(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except OSError as exc:
+        raise PyzpatchError(exc.strerror or str(exc), source=path) from None
+
+
+def _replaced_since(path: str, verified: os.stat_result) -> bool:
+    """Did something replace or modify the file at ``path`` after it was verified?"""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True
+    return (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != \
+        (verified.st_ino, verified.st_dev, verified.st_size, verified.st_mtime_ns)
 
 
 def _content_identical(path: str, header: Header) -> bool:
