@@ -32,6 +32,11 @@ SAME, LITERAL, SPLICE, BSDIFF, STRUCT, RECOMPRESS, COPY = range(7)
 # How the kept children are ordered: as before, by a full Lehmer rank, or as runs of the old order.
 ORDER_SAME, ORDER_RANK, ORDER_RUNS = range(3)
 OP_NAMES = ["same", "literal", "splice", "bsdiff", "struct", "recompress", "copy"]
+
+
+def op_name(code: int) -> str:
+    """The name of an operation code (a peek before decoding it, which rejects unknown codes)."""
+    return OP_NAMES[code] if 0 <= code < len(OP_NAMES) else "?"
 COMPRESSIONS = (None, ZLIB, DEFLATE)
 
 _SPLICE_CHUNK = 4096
@@ -351,7 +356,7 @@ class Decoder:
     def describe(self) -> str:
         """Walk the whole patch without the old file; return the root encoding's name."""
         mark = self.ops.pos
-        how = OP_NAMES[self.ops.uint()] if self.ops.remaining else "?"
+        how = op_name(self.ops.uint()) if self.ops.remaining else "?"
         self.ops.pos = mark
         self.data_apply(None, "")
         self.finish()
@@ -469,7 +474,7 @@ class Decoder:
                 raise ops.fail("re-compression of an uncompressed child")
             params = recompress.Params.unpack(ops.uint())
             mark = ops.pos
-            inner = OP_NAMES[ops.uint()] if ops.remaining else "?"
+            inner = op_name(ops.uint()) if ops.remaining else "?"
             ops.pos = mark
             if describing:
                 self.data_apply(None, path)
@@ -484,7 +489,7 @@ class Decoder:
         content_size = ops.value() if compression else None
         if content_size is not None and not isinstance(content_size, int):
             raise ops.fail("content size is not a number")
-        return data, compression, content_size, OP_NAMES[op]
+        return data, compression, content_size, op_name(op)
 
     def _next_index(self, n: int, previous: int, bound: int, what: str) -> int:
         """The n-th of strictly increasing indices below ``bound``, stored as a gap."""
