@@ -17,6 +17,7 @@ structure), ``data`` (bsdiff's difference blocks, mostly zeros) and ``lit`` (new
 from __future__ import annotations
 
 import lzma
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
@@ -111,6 +112,9 @@ def changed_runs(old, new) -> Optional[List[Tuple[int, int]]]:
     return runs
 
 
+_NONZERO_RUNS = re.compile(rb"[^\x00]+")
+
+
 def sparse_diff(diff: bytes) -> Optional[bytes]:
     """bsdiff's difference block as (zero run, nonzero run, nonzero bytes) triples, if smaller.
 
@@ -118,20 +122,18 @@ def sparse_diff(diff: bytes) -> Optional[bytes]:
     nonzero bytes where the matched regions differ (an offset, a length)."""
     out = Writer()
     pos = 0
-    size = len(diff)
-    stripped = diff.lstrip(b"\0")
-    while pos < size:
-        start = size - len(stripped)
-        end = start
-        while end < size and diff[end] != 0:
-            end += 1
+    limit = len(diff) // 4
+    for match in _NONZERO_RUNS.finditer(diff):
+        start, end = match.span()
         out.uint(start - pos)
         out.uint(end - start)
-        out.raw(diff[start:end])
+        out.raw(match.group())
         pos = end
-        stripped = diff[end:].lstrip(b"\0")
-        if len(out) * 4 > size:
+        if len(out) > limit:
             return None
+    if pos < len(diff):
+        out.uint(len(diff) - pos)
+        out.uint(0)
     return out.getvalue()
 
 
