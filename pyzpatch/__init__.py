@@ -6,6 +6,8 @@ The Python API (importable without typer or PyInstaller):
   ``.pyz`` into a ``Bundle`` (use it as a context manager).
 - ``describe(bundle, patterns)``: what ``pyzpatch ls --json`` prints, as data.
 - ``extract(bundle, out_dir, names, everything)``: what ``pyzpatch extract`` writes.
+- ``make_patch`` / ``apply_patch`` / ``describe_patch`` (files) and ``make_folder_patch`` /
+  ``apply_folder_patch`` (folders): see docs/api.md.
 - ``pyzpatch.formats.{carchive, pyz, executable}``: the byte codecs, ``parse`` and ``build``.
 - Errors: every deliberate failure is a ``PyzpatchError`` (``FormatError`` for malformed bytes).
 """
@@ -14,7 +16,10 @@ __version__ = "0.1.0"
 from .bundle import Bundle, open_bundle  # noqa: E402
 from .errors import FormatError, NotFoundError, PyzpatchError  # noqa: E402
 from .extract import extract  # noqa: E402
+from .folderpatch import apply_folder_patch, make_folder_patch  # noqa: E402
 from .listing import describe  # noqa: E402
+from .patching import apply_patch, describe_patch, make_patch  # noqa: E402
 
-__all__ = ["Bundle", "open_bundle", "describe", "extract", "PyzpatchError", "FormatError", "NotFoundError",
+__all__ = ["Bundle", "open_bundle", "describe", "extract", "make_patch", "apply_patch", "describe_patch",
+           "make_folder_patch", "apply_folder_patch", "PyzpatchError", "FormatError", "NotFoundError",
            "__version__"]
