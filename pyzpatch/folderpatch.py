@@ -35,7 +35,7 @@ from .errors import FormatError, PyzpatchError
 from .faults import checkpoint
 from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash
 from .formats.node import Node, flatten
-from .patching import MadePatch, piece_limit, read_patch
+from .patching import MadePatch, piece_limit, read_patch, signed
 
 STAGING_SUFFIX = ".pyzpatch-new"
 READY_SUFFIX = ".pyzpatch-ready"
@@ -62,11 +62,7 @@ def _sibling(target: str, suffix: str) -> str:
 
 
 def make_folder_patch(old_dir, new_dir, sign_key=None) -> MadePatch:
-    made = _make_folder_patch(old_dir, new_dir)
-    if sign_key is not None:
-        from . import signing
-        made.data = signing.sign(made.data, sign_key)
-    return made
+    return signed(_make_folder_patch(old_dir, new_dir), sign_key)
 
 
 def _make_folder_patch(old_dir, new_dir) -> MadePatch:

@@ -66,7 +66,11 @@ def _encode(old, new, whole_file: bool):
 def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
     """Diff two files into a verified patch (not yet written anywhere); ``sign_key`` (an Ed25519
     private key, see ``signing``) appends a signature."""
-    made = _make_patch(old_path, new_path)
+    return signed(_make_patch(old_path, new_path), sign_key)
+
+
+def signed(made: "MadePatch", sign_key) -> "MadePatch":
+    """``made`` with a signature trailer appended to its data, if a key is given."""
     if sign_key is not None:
         from . import signing
         made.data = signing.sign(made.data, sign_key)
