@@ -168,7 +168,9 @@ def apply(
     except PyzpatchError as exc:
         _fail(str(exc))
     if not result.written:
-        typer.echo(f"{patch} applies to {target}: the result is byte-identical to the build it was made from "
+        verdict = "byte-identical" if result.byte_identical else \
+            "content-identical (this machine's zlib compresses some parts differently)"
+        typer.echo(f"{patch} applies to {target}: the result is {verdict} to the build it was made from "
                    f"({result.new_size:,} bytes, SHA-256 {result.new_sha256.hex()[:16]}...)")
         return
     verdict = ("byte-identical to the build" if result.byte_identical else

@@ -217,6 +217,9 @@ def test_other_zlib_gives_content_identical_result(hello_onefile, hello_v2_onefi
     shutil.copy2(hello_onefile, target)
     import subprocess
     env = dict(os.environ, PYTHONPATH=f"{shim}{os.pathsep}{REPO}")
+    dry = subprocess.run([sys.executable, "-m", "pyzpatch", "apply", "--dry-run", str(target), str(patch)],
+                         capture_output=True, text=True, env=env)
+    assert dry.returncode == 0 and "content-identical" in dry.stdout, dry.stderr
     proc = subprocess.run([sys.executable, "-m", "pyzpatch", "apply", str(target), str(patch)],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
