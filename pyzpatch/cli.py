@@ -109,7 +109,7 @@ def make(
     sign: Optional[Path] = typer.Option(None, "--sign", help="Sign the patch with this private key (see keygen)."),
 ) -> None:
     """Write a patch that turns OLD into NEW exactly (verified before it is written)."""
-    from .patching import change_dict, is_container_change, make_patch, write_file_atomically
+    from .patching import change_dict, make_patch, write_file_atomically
 
     try:
         key = None
@@ -130,7 +130,7 @@ def make(
         os.replace(tmp, out)
     except PyzpatchError as exc:
         _fail(str(exc))
-    changes = [change_dict(c) for c in made.changes if not is_container_change(c)]
+    changes = [change_dict(c) for c in made.changes if not c.container]
     if as_json:
         typer.echo(json.dumps({"patch": str(out), "patch_size": len(made.data), "structural": made.structural,
                                "note": made.note, "old_size": made.header.old_size,
@@ -256,7 +256,7 @@ def show(
         typer.echo("  not signed")
     if not desc["structural"]:
         typer.echo("  whole-file diff (no structure used)")
-    leaf = [c for c in desc["changes"] if not (c["action"] == "changed" and c["how"] in ("struct", "recompressed struct"))]
+    leaf = [c for c in desc["changes"] if not c["container"]]
     _print_changes(leaf)
 
 

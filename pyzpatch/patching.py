@@ -414,12 +414,10 @@ def describe_patch(path) -> dict:
 
 def change_dict(change: Change) -> dict:
     return {"path": change.path.lstrip("/"), "action": change.action, "how": change.how,
-            "old_size": change.old_size, "new_size": change.new_size, "patch_bytes": change.patch_bytes}
+            "old_size": change.old_size, "new_size": change.new_size, "patch_bytes": change.patch_bytes,
+            "container": change.container}
 
 
-def is_container_change(change: Change) -> bool:
-    """A change that only says a container's parts changed (each part has its own line)."""
-    return change.action == "changed" and change.how in ("struct", "recompressed struct")
 
 
 def _stat(path: str) -> os.stat_result:

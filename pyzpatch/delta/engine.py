@@ -64,6 +64,11 @@ class Change:
     new_size: Optional[int] = None
     patch_bytes: Optional[int] = None  # bytes of the (uncompressed) patch body this change uses
 
+    @property
+    def container(self) -> bool:
+        """Only says that a container's parts changed (each changed part has its own change)."""
+        return self.action == "changed" and self.how in ("struct", "recompressed struct")
+
 
 def same_bytes(a, b) -> bool:
     return len(a) == len(b) and memoryview(a) == memoryview(b)
