@@ -2,6 +2,7 @@
 and turn a Node back into (lazy) bytes. Adding a format means adding it here, nowhere else."""
 from __future__ import annotations
 
+import struct
 from typing import Optional
 
 from ..errors import FormatError
@@ -50,11 +51,22 @@ def open_node(kind: str, buf) -> Node:
     return node
 
 
+# What a codec raises when a node's meta or attrs are not what it wrote: the node came from a
+# patch, so these mean the patch describes a container that cannot exist.
+_MALFORMED = (struct.error, TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError)
+
+
 def build_node(node: Node) -> LazyBlob:
     """The node's bytes, lazily: nothing is built until the blob's chunks are read."""
     codec = _CODECS.get(node.kind)
     if codec is None:
         raise FormatError("patch", f"unknown container kind {node.kind!r}")
-    model = codec.from_node(node)
-    pieces = list(codec.iter_build(model))
-    return LazyBlob(sum(len(p) for p in pieces), lambda: pieces)
+    try:
+        model = codec.from_node(node)
+        pieces = list(codec.iter_build(model))
+        length = sum(len(p) for p in pieces)
+    except FormatError:
+        raise
+    except _MALFORMED as exc:
+        raise FormatError("patch", f"describes a {node.kind} that cannot be built ({exc})") from None
+    return LazyBlob(length, lambda: pieces)

@@ -1,0 +1,70 @@
+"""The fuzz targets, importable without atheris: the harnesses run them under libFuzzer, and
+tests/test_fuzz_regressions.py replays every saved input in fuzz/regressions/ through them."""
+from __future__ import annotations
+
+from pyzpatch.delta import patchfile
+from pyzpatch.delta.patchfile import Body
+from pyzpatch.delta.engine import Decoder
+from pyzpatch.delta.wire import Reader
+from pyzpatch.errors import PyzpatchError
+from pyzpatch.formats import carchive, executable, pyz, registry, ziparchive
+from pyzpatch.formats.node import child_content, flatten
+from pyzpatch.patching import piece_limit
+
+from . import base
+
+HEADER = base.patch_header()
+
+
+def _split(data: bytes) -> Body:
+    r = Reader(data)
+    try:
+        ops = bytes(r.raw(r.uint(r.remaining)))
+        more = bytes(r.raw(r.uint(r.remaining)))
+        return Body(ops, more, bytes(r.raw(r.remaining)))
+    except PyzpatchError:
+        return Body(bytes(data), b"", b"")
+
+
+def decoder_target(data: bytes) -> None:
+    """A patch body against the base: encode it validly, describe it, apply it, stream it."""
+    try:
+        blob = patchfile.encode(HEADER, _split(data))
+        header, body = patchfile.decode(blob)
+        limit = piece_limit(header)
+        Decoder(body.ops, body.data, body.lit, limit).describe()
+        decoder = Decoder(body.ops, body.data, body.lit, limit)
+        piece = decoder.data_apply(base.OLD, "")
+        decoder.finish()
+        size = 0
+        for chunk in flatten([piece]):
+            size += len(chunk)
+            if size > 4 * len(base.NEW) + 4096:
+                break
+    except PyzpatchError:
+        pass
+
+
+def formats_target(data: bytes) -> None:
+    """Raw bytes through every codec and the registry, as `ls` and `make` open files."""
+    for codec in (executable, carchive, pyz, ziparchive):
+        try:
+            model = codec.parse(data)
+            codec.build(model)
+            if codec is carchive:
+                for entry in model.entries:
+                    carchive.entry_content(entry)
+            if codec is pyz:
+                for entry in model.entries:
+                    pyz.module_content(entry)
+        except PyzpatchError:
+            pass
+    try:
+        kind = registry.sniff(data)
+        if kind:
+            node = registry.open_node(kind, data)
+            for child in node.children:
+                if len(child.data) < 1 << 20:
+                    child_content(child, child.key)
+    except PyzpatchError:
+        pass
