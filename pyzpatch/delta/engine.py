@@ -421,6 +421,8 @@ class Decoder:
         old_pos = 0
         for _ in range(count):
             x, y, z = ops.uint(new_len), ops.uint(new_len), ops.sint()
+            if not -(1 << 62) <= z < (1 << 62):
+                raise ops.fail(f"difference seek {z} out of range")
             total_diff += x
             total_extra += y
             if old is not None and (old_pos < 0 or old_pos + x > len(old)):
