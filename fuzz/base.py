@@ -54,15 +54,4 @@ def seed_body() -> bytes:
     encoder = Encoder()
     encoder.data_delta(OLD, NEW, "")
     out = encoder.out
-    return join_streams(Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)))
-
-
-def join_streams(body: Body) -> bytes:
-    from pyzpatch.delta.wire import Writer
-    w = Writer()
-    w.uint(len(body.ops))
-    w.raw(body.ops)
-    w.uint(len(body.data))
-    w.raw(body.data)
-    w.raw(body.lit)
-    return w.getvalue()
+    return patchfile.join_body(Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pyzpatch.delta import patchfile
 from pyzpatch.delta.patchfile import Body
 from pyzpatch.delta.engine import Decoder
-from pyzpatch.delta.wire import Reader
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats import carchive, executable, pyz, registry, ziparchive
 from pyzpatch.formats.node import child_content, flatten
@@ -17,11 +16,8 @@ HEADER = base.patch_header()
 
 
 def _split(data: bytes) -> Body:
-    r = Reader(data)
     try:
-        ops = bytes(r.raw(r.uint(r.remaining)))
-        more = bytes(r.raw(r.uint(r.remaining)))
-        return Body(ops, more, bytes(r.raw(r.remaining)))
+        return patchfile.split_body(data)
     except PyzpatchError:
         return Body(bytes(data), b"", b"")
 

@@ -61,14 +61,27 @@ def _filters(dict_log: int) -> list:
     return [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << dict_log}]
 
 
-def encode(header: Header, body: Body) -> bytes:
+def join_body(body: Body) -> bytes:
+    """The body's three streams as one payload: ops size, ops, data size, data, lit."""
     raw = Writer()
     raw.uint(len(body.ops))
     raw.raw(body.ops)
     raw.uint(len(body.data))
     raw.raw(body.data)
     raw.raw(body.lit)
-    payload = raw.getvalue()
+    return raw.getvalue()
+
+
+def split_body(payload) -> Body:
+    """The inverse of ``join_body``; FormatError if the sizes do not fit."""
+    r = Reader(payload, "patch body")
+    ops = bytes(r.raw(r.uint(r.remaining)))
+    data = bytes(r.raw(r.uint(r.remaining)))
+    return Body(ops, data, bytes(r.raw(r.remaining)))
+
+
+def encode(header: Header, body: Body) -> bytes:
+    payload = join_body(body)
     dict_log = max(_MIN_DICT_LOG, min(_MAX_DICT_LOG, (len(payload) - 1).bit_length()))
     compressed = lzma.compress(payload, format=lzma.FORMAT_RAW, filters=_filters(dict_log))
     flags = (HAS_CONTENT_DIGEST if header.content_digest else 0) | (header.flags & FOLDER)
@@ -156,11 +169,7 @@ def decode(blob) -> Tuple[Header, Body]:
         raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
     if decomp.unused_data:
         raise FormatError("patch body", f"{len(decomp.unused_data)} stray bytes after the body")
-    r = Reader(payload, "patch body")
-    ops = bytes(r.raw(r.uint(r.remaining)))
-    data = bytes(r.raw(r.uint(r.remaining)))
-    lit = bytes(r.raw(r.remaining))
-    return header, Body(ops, data, lit)
+    return header, split_body(payload)
 
 
 def sha256_of(buf) -> bytes:
