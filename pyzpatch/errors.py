@@ -45,3 +45,8 @@ class FormatError(PyzpatchError):
 
 class NotFoundError(PyzpatchError):
     """A name asked for (an entry, a module) is not in the archive."""
+
+
+class AlreadyAppliedError(PyzpatchError):
+    """The target already is what the patch produces: nothing to do (not a failure for a
+    program that checks for updates, which is why it has its own type)."""

@@ -31,10 +31,11 @@ from typing import List, Optional
 from .delta import patchfile
 from .delta.engine import Decoder, Encoder
 from .delta.patchfile import Body, Header
-from .errors import FormatError, PyzpatchError
+from .errors import AlreadyAppliedError, FormatError, PyzpatchError
 from .faults import checkpoint
 from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash
 from .formats.node import Node, flatten
+from . import moveaside
 from .patching import MadePatch, piece_limit, read_patch, signed
 
 STAGING_SUFFIX = ".pyzpatch-new"
@@ -142,6 +143,8 @@ def _recover(target: str) -> str:
     """Finish or undo what an interrupted apply left beside ``target``; say what was done."""
     staging, ready = _sibling(target, STAGING_SUFFIX), _sibling(target, READY_SUFFIX)
     old_aside = _sibling(target, OLD_SUFFIX)
+    # An interrupted file-by-file swap is finished first (it also empties the old-files trash).
+    finished = "; ".join(moveaside.finish_folder(target))
     if not os.path.exists(target) and os.path.isdir(staging) and os.path.exists(ready):
         os.rename(staging, target)  # the two-rename swap was cut between its renames
         _fsync_path(os.path.dirname(target))
@@ -149,7 +152,7 @@ def _recover(target: str) -> str:
         if os.path.lexists(old_aside):
             _remove_tree(old_aside)
         return "finished swapping in the new folder an interrupted apply had prepared"
-    note = ""
+    note = finished
     if os.path.lexists(old_aside) and os.path.isdir(target):
         _remove_tree(old_aside)
         note = "removed the old folder an interrupted apply had left beside the folder"
@@ -205,12 +208,37 @@ def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node) 
     return written, linked
 
 
-def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None) -> FolderApplyResult:
+SWAP_FOLDER = "folder"      # swap the whole folder in one step (POSIX)
+SWAP_PER_FILE = "per-file"  # move changed files aside one by one (a running program on Windows)
+
+
+def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
+                       swap: str = SWAP_FOLDER) -> FolderApplyResult:
+    """Apply a folder patch to the folder ``target``. ``swap`` says how the staged new folder
+    takes the old one's place: ``"folder"`` exchanges the two folders atomically;
+    ``"per-file"`` (for a program running on Windows, see moveaside.py) moves changed files
+    aside one by one under a journal."""
+    if swap not in (SWAP_FOLDER, SWAP_PER_FILE):
+        raise ValueError(f"unknown swap {swap!r}")
     target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
     header, body = read_patch(patch, trusted_keys)
     if not is_folder_patch(header):
         raise PyzpatchError("is a patch for a single file, not for a folder", source=str(patch))
     recovered = "" if dry_run else _recover(target)
+    staging, written, linked = _stage(target, header, body, str(patch), dry_run, recovered)
+    if staging is None:
+        return FolderApplyResult(target, False, recovered)
+    if swap == SWAP_PER_FILE:
+        _checkpoint()
+        moveaside.move_in_folder(target, staging)
+    else:
+        _swap_folders(target, staging)
+    return FolderApplyResult(target, True, recovered, written, linked)
+
+
+def _stage(target: str, header: Header, body: Body, patch_name: str, dry_run: bool, recovered: str):
+    """Check the target, then build and check the new folder beside it: (staging folder, files
+    written, files linked), or (None, 0, 0) when there is nothing to write."""
     if not os.path.isdir(target):
         raise PyzpatchError("no such folder", source=target)
     with FolderContents(target) as old:
@@ -218,8 +246,8 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None) 
         size, digest = node_hash(old_node)
         if (size, digest) == (header.new_size, header.new_sha256):
             if recovered:
-                return FolderApplyResult(target, False, recovered)
-            raise PyzpatchError("is already the folder this patch produces; nothing to do", source=target)
+                return None, 0, 0
+            raise AlreadyAppliedError("is already the folder this patch produces; nothing to do", source=target)
         if (size, digest) != (header.old_size, header.old_sha256):
             raise PyzpatchError("is not the folder the patch was made from (its contents, names or modes "
                                 "differ)", source=target)
@@ -227,23 +255,27 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None) 
             new_node = _decode(header, body, old_node)
             check_new_node(new_node)
         except PyzpatchError as exc:
-            raise exc.with_source(str(patch))
+            raise exc.with_source(patch_name)
         if node_hash(new_node, _piece_hash) != (header.new_size, header.new_sha256):
             raise PyzpatchError("applying it gives a different folder than the one it was made from",
-                                source=str(patch))
+                                source=patch_name)
         if dry_run:
-            return FolderApplyResult(target, False, recovered)
+            return None, 0, 0
         staging = _sibling(target, STAGING_SUFFIX)
         try:
             written, linked = _build_staging(staging, old.root, old_node, new_node)
         except OSError as exc:
             _remove_tree(staging)
             raise PyzpatchError(f"cannot build the new folder: {exc.strerror or exc}", source=staging) from None
-    # The staging folder is complete and flushed. Check it as it is on disk, then swap.
+    # The staging folder is complete and flushed. Check it as it is on disk before any swap.
     with FolderContents(staging) as staged:
         if node_hash(staged.node())[1] != header.new_sha256:
             _remove_tree(staging)
             raise PyzpatchError("the new folder written to disk does not match the patch", source=staging)
+    return staging, written, linked
+
+
+def _swap_folders(target: str, staging: str) -> None:
     parent = os.path.dirname(target)
     _checkpoint()
     if not os.environ.get("PYZPATCH_TEST_NO_EXCHANGE") and _exchange(staging, target):
@@ -267,4 +299,3 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None) 
         _checkpoint()
         _remove_tree(old_aside)
     _fsync_path(parent)
-    return FolderApplyResult(target, True, recovered, written, linked)

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
-from .errors import FormatError, PyzpatchError
+from .errors import AlreadyAppliedError, FormatError, PyzpatchError
 from .faults import checkpoint
 from .formats import executable
 from .formats.node import flatten
@@ -330,7 +330,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
                 decode_error = exc
         digest = old_hash.digest()
         if len(old) == header.new_size and digest == header.new_sha256:
-            raise PyzpatchError("is already the file this patch produces; nothing to do", source=target)
+            raise AlreadyAppliedError("is already the file this patch produces; nothing to do", source=target)
         if len(old) != header.old_size:
             raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
                                 f"{len(old)}: not the file the patch was made from", source=target)

@@ -89,13 +89,21 @@ def load_private_key(path):
 
 
 def load_public_key(path):
+    try:
+        return public_key_from_pem(_read(path))
+    except PyzpatchError as exc:
+        raise exc.with_source(os.fspath(path))
+
+
+def public_key_from_pem(pem: bytes):
+    """An Ed25519 public key from its PEM text (as ``keygen`` writes it, or embedded in a program)."""
     ed25519, serialization, _ = _crypto()
     try:
-        key = serialization.load_pem_public_key(_read(path))
+        key = serialization.load_pem_public_key(bytes(pem))
     except (ValueError, TypeError) as exc:
-        raise PyzpatchError(f"not a usable public key ({exc})", source=os.fspath(path)) from None
+        raise PyzpatchError(f"not a usable public key ({exc})") from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise PyzpatchError("not an Ed25519 public key", source=os.fspath(path))
+        raise PyzpatchError("not an Ed25519 public key")
     return key
 
 

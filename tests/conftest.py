@@ -13,7 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fixtures.build import BIGAPP_APP, HELLO_APP, build  # noqa: E402
+from fixtures.build import APPS_DIR, BIGAPP_APP, HELLO_APP, build  # noqa: E402
+
+SELFAPP_APP = APPS_DIR / "selfapp"
 
 PYI5_VENV = REPO / ".venv-pyi5"
 
@@ -42,8 +44,13 @@ def run_program(path, *args, timeout=120) -> str:
 
 def variant(app: Path, edits: dict) -> Path:
     """A copy of ``app`` with ``edits`` ({relative path: (old text, new text) or full new text or
-    None to delete}), kept at a path named by the edits so the build cache hits across runs."""
-    tag = hashlib.sha256(repr(sorted(edits.items())).encode()).hexdigest()[:16]
+    None to delete}), kept at a path named by the app's files and the edits, so that the build
+    cache hits across runs and a changed app makes a new copy."""
+    h = hashlib.sha256(repr(sorted(edits.items())).encode())
+    for path in sorted(app.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(str(path.relative_to(app)).encode() + b"\0" + path.read_bytes())
+    tag = h.hexdigest()[:16]
     dest = REPO / ".cache" / "variants" / f"{app.name}-{tag}"
     if not dest.exists():
         tmp = dest.with_name(dest.name + ".tmp")
@@ -65,6 +72,7 @@ def variant(app: Path, edits: dict) -> Path:
 
 
 HELLO_V2 = {"mod1.py": ("hello from mod1 v1", "hello from mod1 v2")}
+SELFAPP_V2 = {"appversion.py": ('VERSION = "1"', 'VERSION = "2"')}
 BIGAPP_V2 = {"bigapp/__init__.py": ('__version__ = "1"', '__version__ = "2"')}
 
 
@@ -89,6 +97,14 @@ def hello_v2_onedir() -> Path:
 @pytest.fixture(scope="session")
 def bigapp_v2_onefile() -> Path:
     return build(variant(BIGAPP_APP, BIGAPP_V2), "onefile", name="bigapp")
+
+
+@pytest.fixture(scope="session")
+def selfapp_builds():
+    """The self-updating app (it bundles this tree's pyzpatch), v1 and v2, one-file and one-folder."""
+    v2 = variant(SELFAPP_APP, SELFAPP_V2)
+    return {(mode, version): build(app, mode, name="selfapp")
+            for mode in ("onefile", "onedir") for version, app in ((1, SELFAPP_APP), (2, v2))}
 
 
 @pytest.fixture(scope="session")

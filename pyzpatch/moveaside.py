@@ -1,0 +1,266 @@
+"""Putting a new version in place of one that is running, where the running one cannot be
+overwritten or renamed as a whole (Windows): move it aside, move the new one in, clean up later.
+
+Windows refuses to write over, delete or replace a running executable or a loaded DLL, and to
+rename a folder that holds one, but it lets each such file be renamed within its volume. So:
+
+- A single file ``NAME`` (a one-file program): the verified new file is written to
+  ``NAME.pyzpatch-new``; then ``NAME`` is renamed to ``NAME.pyzpatch-old`` and
+  ``NAME.pyzpatch-new`` to ``NAME``. If the second rename fails the first is undone.
+- A folder (a one-folder program): the verified new folder is staged beside it (by folderpatch),
+  a journal ``.NAME.pyzpatch-journal`` listing the new folder's entries is written and flushed,
+  and then every file that changed is renamed into a trash folder ``.NAME.pyzpatch-old`` and its
+  new version renamed into place, one file at a time; files the new version does not have go
+  to the trash too. Unchanged files (hard links to the same inode) are not touched.
+
+What is moved aside is removed at the next start (``finish_file`` / ``finish_folder``), when
+the old program no longer holds it; removal that fails is retried at the start after that.
+
+Both steps are idempotent, so an interrupted swap is completed by running them again: a file is
+moved in only while its staged copy still exists, and a journal present means "roll forward".
+The window in which a power cut leaves ``NAME`` missing (single file) is the time between two
+renames; ``finish_file`` then completes the swap from ``NAME.pyzpatch-new``.
+
+On POSIX systems none of this is needed (a rename over a running program is allowed and
+atomic); the code runs the same there, which is how the test suite covers it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from typing import List, Tuple
+
+from .errors import PyzpatchError
+from .faults import checkpoint
+
+NEW_SUFFIX = ".pyzpatch-new"
+OLD_SUFFIX = ".pyzpatch-old"
+JOURNAL_SUFFIX = ".pyzpatch-journal"
+_JOURNAL_MAGIC = "pyzpatch-journal 1"
+
+
+def sibling(target: str, suffix: str) -> str:
+    """The hidden name beside ``target`` that the folder swap uses (``.NAME<suffix>``)."""
+    parent, name = os.path.split(target.rstrip(os.sep))
+    return os.path.join(parent, f".{name}{suffix}")
+
+
+def fsync_path(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0))
+    except OSError:
+        return  # Windows cannot open folders this way; renames there are journaled by NTFS
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path: str) -> bool:
+    """Remove a file, link or folder tree; False if (part of) it could not be removed yet."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    except OSError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Single files
+
+def staged_file(path: str) -> str:
+    return path + NEW_SUFFIX
+
+
+def _aside_name(path: str) -> str:
+    """``NAME.pyzpatch-old``, or ``NAME.pyzpatch-old-N`` while an older one is still in use."""
+    aside = path + OLD_SUFFIX
+    if remove_quietly(aside) and not os.path.lexists(aside):
+        return aside
+    for n in range(1, 1000):
+        candidate = f"{aside}-{n}"
+        if remove_quietly(candidate) and not os.path.lexists(candidate):
+            return candidate
+    raise PyzpatchError("too many old versions are still in use beside it", source=path)
+
+
+def replace_file(path: str, new_path: str) -> str:
+    """Move ``path`` aside and ``new_path`` into its place; return where the old one went."""
+    aside = _aside_name(path)
+    checkpoint()
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        raise PyzpatchError(f"cannot move the running program aside: {exc.strerror or exc}", source=path) from None
+    checkpoint()
+    try:
+        os.rename(new_path, path)
+    except OSError as exc:
+        os.rename(aside, path)
+        raise PyzpatchError(f"cannot move the new version into place: {exc.strerror or exc}", source=path) from None
+    checkpoint()
+    fsync_path(os.path.dirname(os.path.abspath(path)))
+    return aside
+
+
+def finish_file(path: str) -> List[str]:
+    """Complete an interrupted swap and remove old versions moved aside; say what was done."""
+    done = []
+    new = staged_file(path)
+    if not os.path.lexists(path) and os.path.isfile(new):
+        os.rename(new, path)
+        fsync_path(os.path.dirname(os.path.abspath(path)))
+        done.append(f"moved the new version into place from {new}")
+    elif os.path.lexists(new) and remove_quietly(new):
+        done.append(f"removed {new}, left by an interrupted update")
+    directory, name = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        names = []
+    for entry in sorted(names):
+        if entry == name + OLD_SUFFIX or entry.startswith(name + OLD_SUFFIX + "-"):
+            full = os.path.join(directory, entry)
+            if remove_quietly(full):
+                done.append(f"removed the old version {full}")
+    return done
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders
+
+def _entries(root: str) -> List[Tuple[str, int, str]]:
+    """(kind "d"/"f"/"l", mode, relative path) of everything below ``root``, parents first."""
+    out = [("d", stat.S_IMODE(os.stat(root).st_mode), ".")]
+    for current, dirs, files in os.walk(root):
+        rel_dir = os.path.relpath(current, root)
+        for name in sorted(dirs + files):
+            full = os.path.join(current, name)
+            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            st = os.lstat(full)
+            kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
+            out.append((kind, stat.S_IMODE(st.st_mode), rel))
+    return out
+
+
+def _write_journal(journal: str, entries) -> None:
+    tmp = journal + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fp:
+        fp.write(_JOURNAL_MAGIC + "\n")
+        for kind, mode, rel in entries:
+            if "\n" in rel or "\t" in rel:
+                raise PyzpatchError("has a name with a tab or line break, which the journal cannot hold",
+                                    source=rel)
+            fp.write(f"{kind}\t{mode:o}\t{rel}\n")
+        fp.write("end\n")  # a journal without it was cut short: it was never in force
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.replace(tmp, journal)
+    fsync_path(os.path.dirname(journal))
+
+
+def _read_journal(journal: str):
+    try:
+        with open(journal, encoding="utf-8") as fp:
+            lines = fp.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines or lines[0] != _JOURNAL_MAGIC or "end" not in lines:
+        return None
+    entries = []
+    for line in lines[1:lines.index("end")]:
+        kind, mode, rel = line.split("\t", 2)
+        entries.append((kind, int(mode, 8), rel))
+    return entries
+
+
+def _same(a: str, b: str) -> bool:
+    """Is ``b`` already what ``a`` holds: the same inode, or a link with the same target?"""
+    sa, sb = os.lstat(a), os.lstat(b)
+    if stat.S_ISLNK(sa.st_mode) or stat.S_ISLNK(sb.st_mode):
+        return stat.S_ISLNK(sa.st_mode) and stat.S_ISLNK(sb.st_mode) and os.readlink(a) == os.readlink(b)
+    return (sa.st_ino, sa.st_dev) == (sb.st_ino, sb.st_dev) and sa.st_ino != 0
+
+
+def _move_aside(path: str, trash: str, rel: str) -> None:
+    dest = os.path.join(trash, rel)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.lexists(dest):
+        remove_quietly(dest)
+    os.rename(path, dest)
+
+
+def move_in_folder(target: str, staging: str) -> None:
+    """Swap the complete, verified folder ``staging`` into ``target`` file by file."""
+    journal = sibling(target, JOURNAL_SUFFIX)
+    _write_journal(journal, _entries(staging))
+    checkpoint()
+    _roll_forward(target, staging, _read_journal(journal))
+
+
+def _roll_forward(target: str, staging: str, entries) -> None:
+    """Move every staged file that is still staged into place (the old one to the trash), then
+    what the new version lacks to the trash; the trash itself is removed at the next start."""
+    trash = sibling(target, OLD_SUFFIX)
+    journal = sibling(target, JOURNAL_SUFFIX)
+    wanted = {rel for _, _, rel in entries}
+    try:
+        for kind, mode, rel in entries:
+            src, dst = os.path.join(staging, rel), os.path.normpath(os.path.join(target, rel))
+            if kind == "d":
+                if os.path.lexists(dst) and (os.path.islink(dst) or not os.path.isdir(dst)):
+                    _move_aside(dst, trash, rel)
+                os.makedirs(dst, exist_ok=True)
+                continue
+            if not os.path.lexists(src):
+                continue  # moved in before an interruption
+            if os.path.lexists(dst):
+                if _same(src, dst):
+                    continue  # unchanged: the staged file is a hard link to this one
+                checkpoint()
+                _move_aside(dst, trash, rel)
+            checkpoint()
+            os.rename(src, dst)
+        # What the new version does not have goes to the trash, deepest first.
+        for kind, _, rel in reversed(_entries(target)):
+            if rel != "." and rel not in wanted and os.path.lexists(os.path.join(target, rel)):
+                checkpoint()
+                _move_aside(os.path.join(target, rel), trash, rel)
+        for kind, mode, rel in reversed(entries):
+            if kind == "d":
+                os.chmod(os.path.join(target, rel), mode)
+                fsync_path(os.path.join(target, rel))
+    except OSError as exc:
+        raise PyzpatchError(f"cannot move the new version into place: {exc.strerror or exc} "
+                            "(the update finishes at the next start)", source=target) from None
+    fsync_path(os.path.dirname(target))
+    checkpoint()
+    os.unlink(journal)
+    fsync_path(os.path.dirname(target))
+    remove_quietly(staging)
+
+
+def finish_folder(target: str) -> List[str]:
+    """Complete an interrupted file-by-file swap and remove what was moved aside."""
+    done = []
+    journal = sibling(target, JOURNAL_SUFFIX)
+    staging = sibling(target, NEW_SUFFIX)
+    if os.path.lexists(journal):
+        entries = _read_journal(journal)
+        if entries is not None and os.path.isdir(staging) and os.path.isdir(target):
+            _roll_forward(target, staging, entries)
+            done.append("finished moving in the new version an interrupted update had prepared")
+        else:
+            remove_quietly(journal)
+    remove_quietly(journal + ".tmp")
+    trash = sibling(target, OLD_SUFFIX)
+    if os.path.lexists(trash) and os.path.isdir(target) and not os.path.lexists(journal):
+        if remove_quietly(trash):
+            done.append(f"removed the old files moved aside to {trash}")
+    return done

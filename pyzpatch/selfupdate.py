@@ -1,0 +1,384 @@
+"""Self-update for a PyInstaller-frozen program: apply a patch to yourself and restart as the new
+version. Imports neither typer nor PyInstaller (and ``cryptography`` only with trusted keys).
+
+Typical use, early in the program (see docs/selfupdate.md)::
+
+    from pyzpatch import selfupdate
+
+    selfupdate.cleanup_previous_update()          # remove what an earlier update moved aside
+    if os.path.exists(patch_path):
+        try:
+            selfupdate.apply_update(patch_path, trusted_keys=["release.pub"])  # restarts on success
+        except selfupdate.SelfUpdateError as exc:
+            log(f"update refused, still running the old version: {exc}")
+
+The traps this module handles:
+
+- Where the program is: ``sys.executable`` is the program file in both modes; a one-file
+  program's ``sys._MEIPASS`` is a temporary extraction folder elsewhere, a one-folder program's
+  is inside its folder. A one-file patch applies to the executable, a one-folder patch to the
+  whole folder.
+- Ordering: the running program keeps reading modules from its own executable (and, one-folder,
+  from its folder) by path, so a module imported after the new version is in place would be
+  read with the old table of contents. Everything the update and the restart need is imported
+  before the swap, and after the swap only ``os.execve`` runs; an import attempted in between is
+  stopped with a clear error instead of reading garbage.
+- Failure: everything that can fail (signature, base, decoding, writing, verification) happens
+  before the swap, which is a single rename (one-file) or exchange (one-folder). A failure raises
+  ``SelfUpdateError`` with ``installed=False``: nothing was changed and the program can carry on.
+- Restart: the PyInstaller bootloader marks its environment (``_PYI_*``, ``_MEIPASS2``,
+  ``LD_LIBRARY_PATH``); the restart removes those marks so that the new executable starts as a
+  fresh program (and a one-file program extracts its new files) with the same arguments.
+- Windows: a running executable cannot be overwritten, and a folder holding one cannot be
+  renamed. The ``"windows"`` strategy moves the running files aside instead, moves the new ones
+  in, restarts by starting the new program and waiting for it, and leaves the old files to
+  ``cleanup_previous_update`` at the next start (moveaside.py). It is the default on Windows and
+  can be chosen anywhere, which is how it is tested.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+from . import moveaside
+from .errors import AlreadyAppliedError, PyzpatchError
+
+ONEFILE = "onefile"
+ONEDIR = "onedir"
+POSIX = "posix"
+WINDOWS = "windows"
+
+# Everything an update and a restart use, imported before the swap (see the module docstring).
+_NEEDED_MODULES = (
+    "pyzpatch.patching", "pyzpatch.folderpatch", "pyzpatch.folder", "pyzpatch.moveaside",
+    "pyzpatch.signing", "pyzpatch.source", "pyzpatch.compression", "pyzpatch.safepath",
+    "pyzpatch.delta.engine", "pyzpatch.delta.patchfile", "pyzpatch.delta.wire",
+    "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
+    "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
+    "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
+    "pyzpatch.formats.layout", "pyzpatch.formats.node",
+    "bsdiff4", "lzma", "zlib", "hashlib", "ctypes", "shutil", "stat", "tempfile", "threading",
+    "queue", "subprocess", "time", "errno", "signal",
+)
+
+# Set by the PyInstaller bootloader (6.x: _PYI_*, 5.x: _MEIPASS2) to tell a process it is the
+# child of an already set-up parent; a restart must not inherit them.
+_BOOTLOADER_PREFIXES = ("_PYI_", "_MEIPASS2")
+# Library search paths the bootloader prepended to (it saved the originals as NAME_ORIG).
+_LIBRARY_PATH_VARS = ("LD_LIBRARY_PATH", "LIBPATH", "DYLD_LIBRARY_PATH")
+
+
+class SelfUpdateError(PyzpatchError):
+    """A self-update was refused or failed. ``installed`` is False when nothing was changed (the
+    program can keep running as it is), True when the new version is in place but the restart
+    failed (the program should exit; the next start runs the new version)."""
+
+    def __init__(self, problem: str, *, source: Optional[str] = None, installed: bool = False):
+        super().__init__(problem, source=source)
+        self.installed = installed
+
+
+class AlreadyUpToDate(SelfUpdateError):
+    """This program already is the version the patch produces (for instance a patch fetched
+    again after the update it brought): nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Installation:
+    """Where a frozen program lives, and what its patches apply to."""
+    kind: str  # ONEFILE or ONEDIR
+    executable: str  # the program file that is run
+    target: str  # the executable (one-file) or the program's folder (one-folder)
+
+
+def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str] = None) -> Installation:
+    """The running program's installation (or the one given by ``executable`` and the folder its
+    bootloader unpacks to or runs from, ``bundle_dir``, as ``sys._MEIPASS`` would be)."""
+    if executable is None:
+        if not getattr(sys, "frozen", False) or not hasattr(sys, "_MEIPASS"):
+            raise SelfUpdateError("this program is not frozen by PyInstaller: nothing to update itself",
+                                  source=sys.executable)
+        executable, bundle_dir = sys.executable, sys._MEIPASS  # type: ignore[attr-defined]
+    exe = os.path.realpath(executable)
+    folder = os.path.dirname(exe)
+    bundle = os.path.realpath(bundle_dir) if bundle_dir else None
+    if bundle and (bundle == folder or bundle.startswith(folder + os.sep)):
+        return Installation(ONEDIR, exe, folder)
+    if bundle and os.path.basename(folder) == "MacOS" and bundle.startswith(os.path.dirname(folder) + os.sep):
+        raise SelfUpdateError("macOS .app bundles are not supported by self-update (they are code-signed "
+                              "as a whole)", source=exe)
+    if os.path.exists(os.path.splitext(exe)[0] + ".pkg") and _is_sideloaded(exe):
+        raise SelfUpdateError("side-loaded builds (NAME.pkg beside the executable) are not supported by "
+                              "self-update", source=exe)
+    return Installation(ONEFILE, exe, exe)
+
+
+def _is_sideloaded(exe: str) -> bool:
+    from .formats.executable import has_sideload_magic
+    from .source import FileBytes
+    try:
+        with FileBytes(exe) as fb:
+            return has_sideload_magic(fb.data)
+    except PyzpatchError:
+        return False
+
+
+def default_strategy() -> str:
+    return WINDOWS if os.name == "nt" else POSIX
+
+
+def _load_keys(trusted_keys) -> Optional[List]:
+    """Public keys from key objects, PEM bytes, or paths to PEM files."""
+    if trusted_keys is None:
+        return None
+    from . import signing
+    keys = []
+    for key in trusted_keys:
+        if isinstance(key, (bytes, bytearray)):
+            keys.append(signing.public_key_from_pem(bytes(key)))
+        elif isinstance(key, (str, os.PathLike)):
+            keys.append(signing.load_public_key(key))
+        else:
+            keys.append(key)
+    if not keys:
+        raise SelfUpdateError("trusted_keys is empty: no patch could ever be accepted")
+    return keys
+
+
+def prepare(need_signatures: bool = False) -> None:
+    """Import everything an update and a restart need (called by ``apply_update``; harmless to
+    call early, for instance at start-up while the program is known to be intact)."""
+    for name in _NEEDED_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise SelfUpdateError(f"cannot update: module {name} is missing from this program ({exc})") from None
+    if need_signatures:
+        from . import signing
+        signing._crypto()  # imports cryptography now, or says it is missing
+
+
+def check_update(patch, trusted_keys=None, installation: Optional[Installation] = None) -> Installation:
+    """Check that ``patch`` (a file path) applies to this program: signature (with
+    ``trusted_keys``), base, decoding and the result's hash, without writing anything. Raises
+    SelfUpdateError; returns the installation it was checked against."""
+    inst = installation or find_installation()
+    keys = _load_keys(trusted_keys)
+    prepare(keys is not None)
+    _apply(inst, os.fspath(patch), keys, dry_run=True, strategy=POSIX)
+    return inst
+
+
+def apply_update(patch, trusted_keys=None, *, restart: bool = True, argv: Optional[Sequence[str]] = None,
+                 strategy: Optional[str] = None, installation: Optional[Installation] = None) -> Installation:
+    """Apply ``patch`` (a file path) to this program and, with ``restart``, re-execute it with the
+    same arguments (``argv``, default ``sys.argv``); then this call does not return.
+
+    With ``trusted_keys`` (public keys: objects, PEM bytes or PEM file paths) the patch must be
+    signed by one of them. Raises SelfUpdateError with ``installed=False`` if anything fails
+    before the new version is in place: the program is unchanged and can keep running.
+    ``strategy`` is ``"posix"`` or ``"windows"`` (default: this system's)."""
+    inst = installation or find_installation()
+    strategy = strategy or default_strategy()
+    if strategy not in (POSIX, WINDOWS):
+        raise ValueError(f"unknown strategy {strategy!r}")
+    keys = _load_keys(trusted_keys)
+    patch = os.path.abspath(os.fspath(patch))
+    argv = list(sys.argv if argv is None else argv)
+    prepare(keys is not None)
+    cwd_inside = _cwd_within(inst.target)
+    before = _identity(inst)
+    # From here until the restart nothing may be imported: modules are read from the program's
+    # files, which change under it. A missed import fails loudly instead of reading garbage.
+    guard = _NoImportsNow()
+    sys.meta_path.insert(0, guard)
+    try:
+        _apply(inst, patch, keys, dry_run=False, strategy=strategy)
+        if restart:
+            _restart(inst, argv, strategy, cwd_inside)
+    except SelfUpdateError as exc:
+        exc.installed = exc.installed or _identity(inst) != before
+        raise
+    finally:
+        if guard in sys.meta_path:
+            sys.meta_path.remove(guard)
+    return inst
+
+
+def restart(argv: Optional[Sequence[str]] = None, *, strategy: Optional[str] = None,
+            installation: Optional[Installation] = None) -> None:
+    """Re-execute this program afresh with ``argv`` (default ``sys.argv``); does not return.
+    ``apply_update`` calls it; call it yourself after ``apply_update(..., restart=False)``."""
+    inst = installation or find_installation()
+    _restart(inst, list(sys.argv if argv is None else argv), strategy or default_strategy(), None)
+
+
+def _identity(inst: Installation) -> Tuple:
+    """What changes when a new version is put in place (an update in progress counts)."""
+    def ident(path):
+        try:
+            st = os.stat(path)
+            return st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns
+        except OSError:
+            return None
+    journal = moveaside.sibling(inst.target, moveaside.JOURNAL_SUFFIX)
+    return ident(inst.target), ident(inst.executable), os.path.lexists(journal)
+
+
+def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -> None:
+    from .folderpatch import SWAP_FOLDER, SWAP_PER_FILE, apply_folder_patch
+    from .patching import apply_patch, is_folder_patch_file
+
+    try:
+        is_folder = is_folder_patch_file(patch, keys)
+        if is_folder != (inst.kind == ONEDIR):
+            raise SelfUpdateError(f"is a patch for a {'folder' if is_folder else 'single file'}, but this "
+                                  f"program is a {'one-folder' if inst.kind == ONEDIR else 'one-file'} build",
+                                  source=patch)
+        if inst.kind == ONEDIR:
+            swap = SWAP_PER_FILE if strategy == WINDOWS else SWAP_FOLDER
+            result = apply_folder_patch(inst.target, patch, dry_run=dry_run, trusted_keys=keys, swap=swap)
+            if not dry_run and not result.written:
+                raise SelfUpdateError("nothing was written", source=inst.target)
+        elif dry_run:
+            apply_patch(inst.target, patch, dry_run=True, trusted_keys=keys)
+        elif strategy == WINDOWS:
+            # Never write over the running file: build the new one beside it, then swap names.
+            staged = moveaside.staged_file(inst.target)
+            moveaside.remove_quietly(staged)
+            before = os.stat(inst.target)
+            apply_patch(inst.target, patch, output=staged, trusted_keys=keys)
+            after = os.stat(inst.target)
+            if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size,
+                                                                       after.st_mtime_ns):
+                moveaside.remove_quietly(staged)
+                raise SelfUpdateError("was changed while the update was being prepared", source=inst.target)
+            moveaside.replace_file(inst.target, staged)
+        else:
+            apply_patch(inst.target, patch, trusted_keys=keys)
+    except SelfUpdateError:
+        raise
+    except AlreadyAppliedError as exc:
+        raise AlreadyUpToDate(exc.problem, source=exc.source) from None
+    except PyzpatchError as exc:
+        raise SelfUpdateError(exc.problem, source=exc.source) from None
+    except OSError as exc:
+        raise SelfUpdateError(f"cannot update: {exc.strerror or exc}", source=exc.filename or inst.target) from None
+    except ImportError as exc:
+        raise SelfUpdateError(str(exc), source=inst.target) from None
+
+
+def _cwd_within(folder: str) -> Optional[str]:
+    """The working directory relative to ``folder`` if it is inside it (a folder swap leaves the
+    process in the old, removed folder; the restart moves it to the same place in the new one)."""
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:
+        return None
+    if cwd == folder:
+        return "."
+    if cwd.startswith(folder + os.sep):
+        return os.path.relpath(cwd, folder)
+    return None
+
+
+def restart_environment(environ=None) -> dict:
+    """The environment for starting this program afresh: the bootloader's marks removed and the
+    library search paths it changed restored."""
+    env = dict(os.environ if environ is None else environ)
+    for name in list(env):
+        if name.startswith(_BOOTLOADER_PREFIXES):
+            del env[name]
+    for var in _LIBRARY_PATH_VARS:
+        original = env.pop(var + "_ORIG", None)
+        if original is not None:
+            env[var] = original
+        elif var in env and getattr(sys, "frozen", False):
+            env.pop(var)  # set by the bootloader, which had nothing to save
+    env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"  # PyInstaller >= 6.9: start as a fresh program
+    return env
+
+
+class _NoImportsNow:
+    """A meta-path finder that refuses every import: installed once the new version is in place,
+    where an import would read the new executable with the old table of contents."""
+
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"pyzpatch self-update: module {name} was imported after the new version was put "
+                          "in place; it must be imported before (add it to what prepare() imports)")
+
+
+def _restart(inst: Installation, argv: List[str], strategy: str, cwd_inside: Optional[str]) -> None:
+    try:
+        env = restart_environment()
+        if cwd_inside is not None:
+            try:
+                os.chdir(os.path.join(inst.target, cwd_inside))
+            except OSError:
+                os.chdir(os.path.dirname(inst.target))
+        args = [argv[0] if argv else inst.executable, *argv[1:]]
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        if strategy == WINDOWS:
+            _restart_by_spawning(inst.executable, args, env)
+        os.execve(inst.executable, args, env)
+    except OSError as exc:
+        raise SelfUpdateError(f"the new version is in place, but restarting failed: {exc.strerror or exc}; "
+                              "exit, and the next start runs the new version", source=inst.executable,
+                              installed=True) from None
+
+
+def _restart_by_spawning(executable: str, args: List[str], env: dict) -> None:
+    """Windows has no exec: start the new program, wait for it, and exit with its status so that
+    whoever started this program sees the new one's result."""
+    import subprocess  # imported by prepare(), before the swap
+    proc = subprocess.Popen([executable, *args[1:]], env=env)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        code = proc.wait()
+    os._exit(code)
+
+
+def cleanup_previous_update(installation: Optional[Installation] = None, *, restart_if_finished: bool = True,
+                            argv: Optional[Sequence[str]] = None) -> List[str]:
+    """Call at start-up: remove what an earlier update moved aside or left staged (files still in
+    use are left for the next start) and finish a file-by-file swap that was interrupted. A
+    program that finds its swap unfinished is running a mix of old and new files, so after
+    finishing it restarts (unless ``restart_if_finished`` is False). Returns what was done, as
+    sentences; a file it cannot remove is not an error."""
+    try:
+        inst = installation or find_installation()
+    except SelfUpdateError:
+        return []
+    from .patching import remove_stale_temporaries
+    done: List[str] = []
+    journal = moveaside.sibling(inst.target, moveaside.JOURNAL_SUFFIX)
+    unfinished = inst.kind == ONEDIR and os.path.lexists(journal)
+    if unfinished:
+        prepare()
+    try:
+        if inst.kind == ONEFILE:
+            done += moveaside.finish_file(inst.target)
+            if remove_stale_temporaries(inst.target):
+                done.append("removed temporary files an interrupted update left")
+        else:
+            done += moveaside.finish_folder(inst.target)
+            staging = moveaside.sibling(inst.target, moveaside.NEW_SUFFIX)
+            if os.path.lexists(staging) and not os.path.lexists(journal):
+                if moveaside.remove_quietly(staging):
+                    done.append(f"removed {staging}, left by an interrupted update")
+    except (OSError, PyzpatchError) as exc:
+        done.append(f"could not finish cleaning up: {exc}")
+    if unfinished and not os.path.lexists(journal) and restart_if_finished:
+        for line in done:
+            print(f"pyzpatch: {line}; restarting", file=sys.stderr)
+        _restart(inst, list(sys.argv if argv is None else argv), default_strategy(), _cwd_within(inst.target))
+    return done

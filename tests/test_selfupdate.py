@@ -1,0 +1,267 @@
+"""Self-update: a real frozen program (fixtures/apps/selfapp, bundling this tree's pyzpatch)
+applies a patch to itself, restarts as the new version in the same invocation, and refuses
+patches it must not take while carrying on as the old version."""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from pyzpatch import selfupdate
+from pyzpatch.folder import FolderContents, node_hash
+
+from .conftest import HELLO_APP, REPO, build, run_cli, sha256_file, variant
+
+
+def state(path) -> str:
+    """SHA-256 of a file, or the folder hash of a folder (names, modes, links and contents)."""
+    if os.path.isdir(path):
+        with FolderContents(str(path)) as fc:
+            return node_hash(fc.node())[1].hex()
+    return sha256_file(path)
+
+
+class Site:
+    """A device's view: the installed program at ``site/selfapp`` and ``site/updates``."""
+
+    def __init__(self, tmp_path, builds, mode):
+        self.mode = mode
+        self.root = tmp_path / "site"
+        self.root.mkdir()
+        self.updates = self.root / "updates"
+        self.updates.mkdir()
+        self.v1, self.v2 = builds[(mode, 1)], builds[(mode, 2)]
+        self.target = self.root / "selfapp"
+        if mode == "onedir":
+            shutil.copytree(self.v1, self.target, symlinks=True)
+            self.exe = self.target / "selfapp"
+        else:
+            shutil.copy2(self.v1, self.target)
+            self.exe = self.target
+        self.patch = self.updates / "fix.patch"
+
+    def make_patch(self, old=None, new=None, *extra):
+        result = run_cli("make", old or self.v1, new or self.v2, "-o", self.patch, *extra)
+        assert result.returncode == 0, result.stderr
+        return self.patch
+
+    def run(self, *args, env=None, cwd=None):
+        full_env = dict(os.environ, **(env or {}))
+        for name in ("SELFAPP_UPDATES", "SELFAPP_UPDATE_URL", "SELFAPP_TRUST", "SELFAPP_STRATEGY"):
+            if env is None or name not in env:
+                full_env.pop(name, None)
+        proc = subprocess.run([str(self.exe), *args], capture_output=True, text=True, timeout=180,
+                              env=full_env, cwd=cwd or self.root)
+        return proc
+
+    def leftovers(self):
+        """Everything beside the program and in the updates folder, but the program itself."""
+        beside = sorted(set(os.listdir(self.root)) - {"selfapp", "updates"})
+        return beside + sorted(os.listdir(self.updates))
+
+
+def assert_updated(site, proc, args):
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    # One invocation: v1 starts, applies the patch, and v2 runs with the same arguments.
+    assert f"selfapp version 1 args={args!r}" in out
+    assert "update: applying fix.patch" in out
+    assert f"selfapp version 2 args={args!r}" in out
+    assert "working as version 2" in out and "working as version 1" not in out
+    assert out.index("selfapp version 1") < out.index("selfapp version 2")
+    assert state(site.target) == state(site.v2)
+    again = site.run("plain")
+    assert again.returncode == 0 and again.stdout.splitlines() == ["selfapp version 2 args=['plain']",
+                                                                   "working as version 2"]
+    assert site.leftovers() == []
+
+
+def assert_refused(site, proc, why):
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "update: refused, still version 1" in proc.stdout, proc.stdout
+    assert why in proc.stdout, proc.stdout
+    assert "working as version 1" in proc.stdout and "version 2" not in proc.stdout
+    assert state(site.target) == state(site.v1)
+    assert site.leftovers() == ["fix.patch.rejected"]
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_updates_itself_and_restarts_as_the_new_version(selfapp_builds, tmp_path, mode):
+    site = Site(tmp_path, selfapp_builds, mode)
+    site.make_patch()
+    args = ["--flag", "two words", "ünïcode"]
+    # One-folder: run from inside the folder being replaced; the restart finds its way back.
+    cwd = site.target if mode == "onedir" else None
+    assert_updated(site, site.run(*args, cwd=cwd), args)
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_windows_strategy_moves_the_running_program_aside(selfapp_builds, tmp_path, mode):
+    """The Windows code path, run here: the running files are never written or replaced in
+    place, only renamed aside; the restart starts the new program and waits for it; the
+    restarted program removes what was moved aside."""
+    site = Site(tmp_path, selfapp_builds, mode)
+    site.make_patch()
+    running_inode = os.stat(site.exe).st_ino
+    proc = site.run("x", env={"SELFAPP_STRATEGY": "windows"})
+    assert "update: removed the old" in proc.stdout, proc.stdout
+    assert_updated(site, proc, ["x"])
+    assert os.stat(site.exe).st_ino != running_inode
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_windows_strategy_leaves_in_use_files_for_the_next_start(selfapp_builds, tmp_path, mode):
+    """Where the old files cannot be removed yet (Windows, while the old process lives), the
+    next start removes them."""
+    site = Site(tmp_path, selfapp_builds, mode)
+    patch = os.replace(site.make_patch(), tmp_path / "fix.patch") or tmp_path / "fix.patch"
+    inst = selfupdate.find_installation(str(site.exe), str(tmp_path / "_MEIxyz") if mode == "onefile"
+                                        else str(site.target / "_internal"))
+    selfupdate._apply(inst, str(patch), None, dry_run=False, strategy=selfupdate.WINDOWS)
+    assert state(site.target) == state(site.v2)
+    aside = sorted(set(os.listdir(site.root)) - {"selfapp", "updates"})
+    assert aside == ([".selfapp.pyzpatch-old"] if mode == "onedir" else ["selfapp.pyzpatch-old"])
+    proc = site.run("next")
+    assert "update: removed the old" in proc.stdout and "working as version 2" in proc.stdout
+    assert site.leftovers() == []
+
+
+def test_signed_patch_is_accepted_with_a_trusted_key(selfapp_builds, tmp_path):
+    site = Site(tmp_path, selfapp_builds, "onefile")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    assert run_cli("keygen", keys / "release.key").returncode == 0
+    site.make_patch(None, None, "--sign", keys / "release.key")
+    proc = site.run("s", env={"SELFAPP_TRUST": str(keys / "release.key.pub")})
+    assert_updated(site, proc, ["s"])
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_unsigned_or_foreign_signed_patch_is_refused_when_keys_are_required(selfapp_builds, tmp_path, mode):
+    site = Site(tmp_path, selfapp_builds, mode)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    assert run_cli("keygen", keys / "release.key").returncode == 0
+    assert run_cli("keygen", keys / "other.key").returncode == 0
+    trust = {"SELFAPP_TRUST": str(keys / "release.key.pub")}
+    site.make_patch()
+    assert_refused(site, site.run(env=trust), "not signed")
+    os.unlink(site.updates / "fix.patch.rejected")
+    site.make_patch(None, None, "--sign", keys / "other.key")
+    assert_refused(site, site.run(env=trust), "not among the trusted keys")
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_corrupt_patch_is_refused(selfapp_builds, tmp_path, mode):
+    site = Site(tmp_path, selfapp_builds, mode)
+    data = bytearray(site.make_patch().read_bytes())
+    data[len(data) // 2] ^= 0x40
+    site.patch.write_bytes(bytes(data))
+    assert_refused(site, site.run(), "checksum")
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_patch_for_another_base_is_refused(selfapp_builds, tmp_path, mode):
+    site = Site(tmp_path, selfapp_builds, mode)
+    hello2 = variant(HELLO_APP, {"mod1.py": ("hello from mod1 v1", "hello from mod1 v2")})
+    site.make_patch(build(HELLO_APP, mode, name="hello"), build(hello2, mode, name="hello"))
+    assert_refused(site, site.run(), "not the f")
+
+
+def test_patch_of_the_wrong_kind_is_refused(selfapp_builds, tmp_path):
+    site = Site(tmp_path, selfapp_builds, "onefile")
+    site.make_patch(selfapp_builds[("onedir", 1)], selfapp_builds[("onedir", 2)])
+    assert_refused(site, site.run(), "is a patch for a folder, but this program is a one-file build")
+
+
+def test_update_fetched_from_a_url(selfapp_builds, tmp_path):
+    site = Site(tmp_path, selfapp_builds, "onefile")
+    served = tmp_path / "served"
+    served.mkdir()
+    site.make_patch()
+    os.replace(site.patch, served / "fix.patch")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/fix.patch"
+        proc = site.run("u", env={"SELFAPP_UPDATE_URL": url})
+        # The restarted program fetches the same patch again and finds itself up to date.
+        assert "update: already version 2" in proc.stdout
+        assert_updated(site, proc, ["u"])
+        # Nothing published any more: the program says so and runs on.
+        os.unlink(served / "fix.patch")
+        proc = site.run(env={"SELFAPP_UPDATE_URL": url})
+        assert "nothing fetched" in proc.stdout and "working as version 2" in proc.stdout
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- the library side, without a frozen program ---------------------------------------------
+
+def test_find_installation(tmp_path):
+    exe = tmp_path / "dist" / "prog" / "prog"
+    exe.parent.mkdir(parents=True)
+    exe.write_bytes(b"\x7fELF")
+    onedir = selfupdate.find_installation(str(exe), str(exe.parent / "_internal"))
+    assert (onedir.kind, onedir.target) == ("onedir", str(exe.parent))
+    onedir5 = selfupdate.find_installation(str(exe), str(exe.parent))  # PyInstaller 5 layout
+    assert onedir5.kind == "onedir"
+    onefile = selfupdate.find_installation(str(exe), "/tmp/_MEI123456")
+    assert (onefile.kind, onefile.target) == ("onefile", str(exe))
+    with pytest.raises(selfupdate.SelfUpdateError, match="not frozen"):
+        selfupdate.find_installation()
+
+
+def test_sideloaded_and_app_bundles_are_refused(hello_sideload, tmp_path):
+    with pytest.raises(selfupdate.SelfUpdateError, match="side-loaded"):
+        selfupdate.find_installation(str(hello_sideload), "/tmp/_MEI1")
+    app = tmp_path / "Prog.app" / "Contents"
+    (app / "MacOS").mkdir(parents=True)
+    (app / "MacOS" / "prog").write_bytes(b"x")
+    with pytest.raises(selfupdate.SelfUpdateError, match="app bundles"):
+        selfupdate.find_installation(str(app / "MacOS" / "prog"), str(app / "Frameworks"))
+
+
+def test_restart_environment_drops_the_bootloaders_marks():
+    env = selfupdate.restart_environment({
+        "_PYI_ARCHIVE_FILE": "/a/prog", "_PYI_PARENT_PROCESS_LEVEL": "1", "_MEIPASS2": "/tmp/_MEI1",
+        "LD_LIBRARY_PATH": "/tmp/_MEI1:/usr/local/lib", "LD_LIBRARY_PATH_ORIG": "/usr/local/lib",
+        "HOME": "/root"})
+    assert env == {"LD_LIBRARY_PATH": "/usr/local/lib", "HOME": "/root", "PYINSTALLER_RESET_ENVIRONMENT": "1"}
+
+
+def test_no_import_after_the_swap_is_allowed():
+    guard = selfupdate._NoImportsNow()
+    sys.meta_path.insert(0, guard)
+    try:
+        with pytest.raises(ImportError, match="imported after the new version"):
+            import pyzpatch_no_such_module  # noqa: F401
+    finally:
+        sys.meta_path.remove(guard)
+
+
+def test_prepare_imports_what_apply_needs():
+    code = ("import sys; from pyzpatch import selfupdate; selfupdate.prepare(True); "
+            "print(sorted(m for m in ('bsdiff4', 'cryptography', 'pyzpatch.folderpatch', 'pyzpatch.moveaside') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.stdout.strip() == "['bsdiff4', 'cryptography', 'pyzpatch.folderpatch', 'pyzpatch.moveaside']", \
+        out.stderr
+
+
+def test_selfupdate_imports_without_typer_or_pyinstaller():
+    code = ("import sys; from pyzpatch import selfupdate; "
+            "print([m for m in ('typer', 'PyInstaller', 'cryptography', 'rich') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.stdout.strip() == "[]", out.stderr
