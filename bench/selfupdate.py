@@ -1,0 +1,196 @@
+"""Self-update benchmark: what pyzpatch adds to a frozen program, and what an update costs it.
+
+    python bench/selfupdate.py [--repeats N] [--out docs/bench-selfupdate.md]
+
+Builds the self-updating example app (fixtures/apps/selfapp, v1 and v2, one-file and
+one-folder; cached) and measures, in this run:
+
+- footprint: the stored (compressed) bytes the app's archive spends on pyzpatch's modules, on
+  bsdiff4, and on cryptography (needed only to check signatures), against the whole program;
+- patch size: the pyzpatch patch against a whole-file bsdiff4 of the executable (one-file);
+- time: a run of v1 that finds the patch, applies it, restarts and runs as v2, against a plain
+  run of v1 (no patch) plus a plain copy of the new program into place (``shutil.copy2`` or
+  ``copytree``), the cheapest way to replace a program that has already arrived whole.
+
+Times are medians of wall-clock runs of the real executables, each on a fresh copy.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+import bsdiff4  # noqa: E402
+
+from fixtures.build import APPS_DIR, build  # noqa: E402
+from pyzpatch import open_bundle  # noqa: E402
+from pyzpatch.listing import describe  # noqa: E402
+from pyzpatch.patching import make_patch  # noqa: E402
+from pyzpatch.folderpatch import make_folder_patch  # noqa: E402
+
+SELFAPP = APPS_DIR / "selfapp"
+V2_EDIT = {"appversion.py": ('VERSION = "1"', 'VERSION = "2"')}
+
+
+def builds():
+    from conftest import variant  # the tests' cached variant maker
+    v2 = variant(SELFAPP, V2_EDIT)
+    return {(mode, version): build(app, mode, name="selfapp")
+            for mode in ("onefile", "onedir") for version, app in ((1, SELFAPP), (2, v2))}
+
+
+def footprint(exe: Path) -> dict:
+    """Stored bytes by owner: pyzpatch, bsdiff4, cryptography, everything."""
+    with open_bundle(exe) as bundle:
+        info = describe(bundle, [])
+    groups = {"pyzpatch": 0, "bsdiff4": 0, "cryptography": 0}
+    for entry in info["archive"]["entries"]:
+        for owner in groups:
+            if entry["name"].startswith((owner + "/", owner + ".")) or (
+                    owner == "cryptography" and entry["name"].startswith("_cffi_backend")):
+                groups[owner] += entry["stored_length"]
+    for pyz in info["pyz"]:
+        for module in pyz["modules"]:
+            top = module["name"].split(".")[0]
+            if top in groups:
+                groups[top] += module["stored_length"]
+            elif top == "_cffi_backend":
+                groups["cryptography"] += module["stored_length"]
+    groups["program"] = os.path.getsize(exe)
+    return groups
+
+
+def install(src: Path, dest_root: Path) -> Path:
+    dest_root.mkdir(parents=True)
+    (dest_root / "updates").mkdir()
+    if src.is_dir():
+        shutil.copytree(src, dest_root / "selfapp", symlinks=True)
+        return dest_root / "selfapp" / "selfapp"
+    shutil.copy2(src, dest_root / "selfapp")
+    return dest_root / "selfapp"
+
+
+def timed_run(exe: Path, cwd: Path) -> tuple:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SELFAPP_")}
+    started = time.perf_counter()
+    proc = subprocess.run([str(exe), "bench"], capture_output=True, text=True, env=env, cwd=cwd)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{exe} failed: {proc.stderr}")
+    return seconds, proc.stdout
+
+
+def measure(mode: str, b: dict, repeats: int, work: Path) -> dict:
+    v1, v2 = b[(mode, 1)], b[(mode, 2)]
+    made = (make_folder_patch if mode == "onedir" else make_patch)(v1, v2)
+    patch = work / f"{mode}.patch"
+    patch.write_bytes(made.data)
+    plain, update, copy = [], [], []
+    for i in range(repeats):
+        root = work / f"{mode}-plain-{i}"
+        exe = install(v1, root)
+        plain.append(timed_run(exe, root)[0])
+        root = work / f"{mode}-update-{i}"
+        exe = install(v1, root)
+        shutil.copy(patch, root / "updates" / "fix.patch")
+        seconds, out = timed_run(exe, root)
+        if "working as version 2" not in out or "selfapp version 1" not in out:
+            raise SystemExit(f"the update did not happen:\n{out}")
+        update.append(seconds)
+        dest = work / f"{mode}-copy-{i}"
+        started = time.perf_counter()
+        if v2.is_dir():
+            shutil.copytree(v2, dest, symlinks=True)
+        else:
+            shutil.copy2(v2, dest)
+        copy.append(time.perf_counter() - started)
+    result = {"patch": len(made.data), "plain": statistics.median(plain), "update": statistics.median(update),
+              "copy": statistics.median(copy)}
+    if mode == "onefile":
+        started = time.perf_counter()
+        result["bsdiff4"] = len(bsdiff4.diff(v1.read_bytes(), v2.read_bytes()))
+        result["bsdiff4_seconds"] = time.perf_counter() - started
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(REPO / "docs" / "bench-selfupdate.md"))
+    args = parser.parse_args()
+    started = time.monotonic()
+    b = builds()
+    fp = footprint(b[("onefile", 1)])
+    with tempfile.TemporaryDirectory(prefix="pyzpatch-bench-self-") as tmp:
+        results = {mode: measure(mode, b, args.repeats, Path(tmp)) for mode in ("onefile", "onedir")}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=REPO).stdout.strip()
+    import PyInstaller
+    lines = [
+        "# pyzpatch self-update benchmark",
+        "",
+        f"Generated by `python bench/selfupdate.py` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
+        f"the run took {time.monotonic() - started:.0f} s.",
+        "",
+        f"Machine: {os.cpu_count()} CPUs, Linux {platform.release()}; Python {platform.python_version()}, "
+        f"PyInstaller {PyInstaller.__version__}, bsdiff4 {bsdiff4.__version__}; pyzpatch at {commit}.",
+        "",
+        "The app is `fixtures/apps/selfapp` (the README's example): at start it looks for "
+        "`updates/fix.patch`, applies it to itself with `pyzpatch.selfupdate.apply_update` and "
+        "restarts; v2 differs from v1 in its version string.",
+        "",
+        "## What pyzpatch adds to a frozen program",
+        "",
+        "Stored (compressed) bytes in the one-file executable:",
+        "",
+        "| Part | Bytes | Share of the program |",
+        "|---|---|---|",
+    ]
+    for owner, note in (("pyzpatch", "pyzpatch's modules"), ("bsdiff4", "bsdiff4 (C extension)"),
+                        ("cryptography", "cryptography, only to check signatures (`_rust`, cffi)")):
+        lines.append(f"| {note} | {fp[owner]:,} | {fp[owner] / fp['program']:.1%} |")
+    lines.append(f"| the whole program | {fp['program']:,} | 100% |")
+    lines += [
+        "",
+        "pyzpatch and bsdiff4 together are what every self-updating program carries; cryptography "
+        "is collected by PyInstaller because `pyzpatch.signing` can import it. A program that does "
+        "not check signatures can leave it out with `--exclude-module cryptography`.",
+        "",
+        "## What an update costs",
+        "",
+        f"Median of {args.repeats} runs each. *Update run*: v1 started with the patch in `updates/`; "
+        "it applies the patch (checks the base's SHA-256, rebuilds, verifies, swaps atomically), "
+        "restarts, and runs as v2, all in one invocation. *Plain run*: v1 without a patch. "
+        "*Copy*: copying the whole new program into place (`shutil.copy2` / `copytree`).",
+        "",
+        "| Build | Patch | Whole-file bsdiff4 | Plain run | Update run | Copy | update run / (plain run + copy) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, r in results.items():
+        bs = f"{r['bsdiff4']:,} B ({r['bsdiff4_seconds']:.1f} s)" if "bsdiff4" in r else "n/a (folder)"
+        lines.append(f"| {mode} | {r['patch']:,} B | {bs} | {r['plain']:.2f} s | {r['update']:.2f} s | "
+                     f"{r['copy']:.3f} s | {r['update'] / (r['plain'] + r['copy']):.2f}x |")
+    lines += [
+        "",
+        "An update run costs about one extra start of the program (the restart) plus the apply; "
+        "for the one-file build the restart also re-extracts the program to a new temporary folder.",
+        "",
+    ]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
