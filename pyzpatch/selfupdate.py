@@ -54,7 +54,7 @@ WINDOWS = "windows"
 # Everything an update and a restart use, imported before the swap (see the module docstring).
 _NEEDED_MODULES = (
     "pyzpatch.patching", "pyzpatch.folderpatch", "pyzpatch.folder", "pyzpatch.moveaside",
-    "pyzpatch.signing", "pyzpatch.source", "pyzpatch.compression", "pyzpatch.safepath",
+    "pyzpatch.signing", "pyzpatch.ed25519", "pyzpatch.source", "pyzpatch.compression", "pyzpatch.safepath",
     "pyzpatch.delta.engine", "pyzpatch.delta.patchfile", "pyzpatch.delta.wire",
     "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
     "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
@@ -131,7 +131,7 @@ def default_strategy() -> str:
 
 
 def _load_keys(trusted_keys) -> Optional[List]:
-    """Public keys from key objects, PEM bytes, or paths to PEM files."""
+    """Public keys from key objects, PEM bytes, or paths to PEM files (none needs cryptography)."""
     if trusted_keys is None:
         return None
     from . import signing
@@ -157,8 +157,11 @@ def prepare(need_signatures: bool = False) -> None:
         except ImportError as exc:
             raise SelfUpdateError(f"cannot update: module {name} is missing from this program ({exc})") from None
     if need_signatures:
-        from . import signing
-        signing._crypto()  # imports cryptography now, or says it is missing
+        try:  # used for checking signatures when present; pyzpatch.ed25519 otherwise
+            import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
+            import cryptography.exceptions  # noqa: F401
+        except ImportError:
+            pass
 
 
 def check_update(patch, trusted_keys=None, installation: Optional[Installation] = None) -> Installation:

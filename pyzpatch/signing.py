@@ -1,4 +1,9 @@
-"""Ed25519 signatures on patches (the ``cryptography`` package; ``pip install 'pyzpatch[sign]'``).
+"""Ed25519 signatures on patches.
+
+Making keys and signing need the ``cryptography`` package (``pip install 'pyzpatch[sign]'``).
+Checking a signature does not: it uses ``cryptography`` when it is installed and pyzpatch's own
+verifier (ed25519.py, imported here as pure_ed25519) otherwise, so a frozen program can check
+patches without carrying ``cryptography``. Public keys are read from PEM without it too.
 
 A signed patch is the unsigned patch followed by a trailer:
 
@@ -17,6 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
+from . import ed25519 as pure_ed25519
 from .errors import PyzpatchError
 
 TRAILER_MAGIC = b"PZS1"
@@ -41,10 +47,22 @@ class Signature:
     key_id: bytes
 
 
-def key_id(public_key) -> bytes:
+@dataclass(frozen=True)
+class PublicKey:
+    """An Ed25519 public key as its raw 32 bytes (what ``load_public_key`` returns)."""
+    raw: bytes
+
+
+def raw_public_key(public_key) -> bytes:
+    """The raw 32 bytes of a ``PublicKey`` or of a ``cryptography`` Ed25519 public key."""
+    if isinstance(public_key, PublicKey):
+        return public_key.raw
     _, serialization, _ = _crypto()
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).digest()[:KEY_ID_SIZE]
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(public_key) -> bytes:
+    return hashlib.sha256(raw_public_key(public_key)).digest()[:KEY_ID_SIZE]
 
 
 def generate_keys(private_path, public_path=None) -> Tuple[str, str]:
@@ -95,16 +113,26 @@ def load_public_key(path):
         raise exc.with_source(os.fspath(path))
 
 
-def public_key_from_pem(pem: bytes):
+def public_key_from_pem(pem: bytes) -> PublicKey:
     """An Ed25519 public key from its PEM text (as ``keygen`` writes it, or embedded in a program)."""
-    ed25519, serialization, _ = _crypto()
+    raw = pure_ed25519.public_key_from_pem(bytes(pem))
+    if raw is None:
+        raise PyzpatchError("not an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----)")
+    return PublicKey(raw)
+
+
+def _signature_valid(public_key, signature: bytes, payload: bytes) -> bool:
     try:
-        key = serialization.load_pem_public_key(bytes(pem))
-    except (ValueError, TypeError) as exc:
-        raise PyzpatchError(f"not a usable public key ({exc})") from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise PyzpatchError("not an Ed25519 public key")
-    return key
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        return pure_ed25519.verify(raw_public_key(public_key), payload, signature)
+    key = Ed25519PublicKey.from_public_bytes(raw_public_key(public_key))
+    try:
+        key.verify(signature, payload)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def sign(patch: bytes, private_key) -> bytes:
@@ -130,12 +158,9 @@ def verified_payload(blob, trusted_keys: Iterable) -> bytes:
     payload, signature = split(blob)
     if signature is None:
         raise PyzpatchError("is not signed, and a signature from a trusted key is required")
-    _, _, InvalidSignature = _crypto()
     for key in trusted:
         if key_id(key) == signature.key_id:
-            try:
-                key.verify(signature.signature, payload)
-            except InvalidSignature:
-                raise PyzpatchError("bad signature: the patch was altered after signing") from None
+            if not _signature_valid(key, signature.signature, payload):
+                raise PyzpatchError("bad signature: the patch was altered after signing")
             return payload
     raise PyzpatchError(f"is signed by key {signature.key_id.hex()}, which is not among the trusted keys")
