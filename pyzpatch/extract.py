@@ -37,8 +37,14 @@ def pyc_header(pymagic: bytes) -> bytes:
 
 def _module_parts(name: str, typecode: int) -> List[str]:
     parts = name.split(".")
-    if any(not p or "/" in p or "\\" in p or p in (".", "..") for p in parts):
-        raise PyzpatchError(f"module name {name!r} cannot become a file name")
+    for part in parts:
+        # Each dotted part must be one safe path part on its own (no separator, NUL or drive).
+        try:
+            ok = bool(part) and split_archive_name(part) == [part]
+        except PyzpatchError:
+            ok = False
+        if not ok:
+            raise PyzpatchError(f"module name {name!r} cannot become a file name")
     if typecode == PACKAGE:
         return parts + ["__init__.pyc"]
     if typecode == NAMESPACE:
