@@ -16,7 +16,7 @@ import pytest
 from pyzpatch import selfupdate
 from pyzpatch.folder import FolderContents, node_hash
 
-from .conftest import HELLO_APP, REPO, build, run_cli, sha256_file, variant
+from .conftest import HELLO_APP, REPO, SELFAPP_APP, SELFAPP_V2, build, run_cli, sha256_file, variant
 
 
 def state(path) -> str:
@@ -99,6 +99,17 @@ def test_updates_itself_and_restarts_as_the_new_version(selfapp_builds, tmp_path
     # One-folder: run from inside the folder being replaced; the restart finds its way back.
     cwd = site.target if mode == "onedir" else None
     assert_updated(site, site.run(*args, cwd=cwd), args)
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_pyinstaller5_build_updates_itself(pyi5_python, tmp_path, mode):
+    """PyInstaller 5.13 marks a child with _MEIPASS2 and puts a one-folder build's files beside
+    the executable (no _internal/): both handled."""
+    builds = {(mode, 1): build(SELFAPP_APP, mode, name="selfapp", python=pyi5_python),
+              (mode, 2): build(variant(SELFAPP_APP, SELFAPP_V2), mode, name="selfapp", python=pyi5_python)}
+    site = Site(tmp_path, builds, mode)
+    site.make_patch()
+    assert_updated(site, site.run("five"), ["five"])
 
 
 @pytest.mark.parametrize("mode", ["onefile", "onedir"])
