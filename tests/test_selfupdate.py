@@ -276,3 +276,33 @@ def test_selfupdate_imports_without_typer_or_pyinstaller():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_check_update_checks_everything_and_writes_nothing(hello_onefile, hello_v2_onefile, hello_onedir,
+                                                           hello_v2_onedir, tmp_path, mode):
+    old, new = (hello_onefile, hello_v2_onefile) if mode == "onefile" else (hello_onedir, hello_v2_onedir)
+    site = tmp_path / "site"
+    site.mkdir()
+    if mode == "onefile":
+        shutil.copy2(old, site / "hello")
+        inst = selfupdate.find_installation(str(site / "hello"), "/tmp/_MEIcheck")
+    else:
+        shutil.copytree(old, site / "hello", symlinks=True)
+        inst = selfupdate.find_installation(str(site / "hello" / "hello"), str(site / "hello" / "_internal"))
+    patch = tmp_path / "fix.patch"
+    assert run_cli("make", old, new, "-o", patch).returncode == 0
+    before = state(inst.target)
+    assert selfupdate.check_update(patch, installation=inst) == inst
+    assert state(inst.target) == before and os.listdir(site) == ["hello"]
+    with pytest.raises(selfupdate.SelfUpdateError, match="not signed"):
+        keys = tmp_path / "k"
+        assert run_cli("keygen", keys).returncode == 0
+        selfupdate.check_update(patch, trusted_keys=[str(keys) + ".pub"], installation=inst)
+    with pytest.raises(selfupdate.SelfUpdateError, match="empty"):
+        selfupdate.check_update(patch, trusted_keys=[], installation=inst)
+    reverse = tmp_path / "reverse.patch"
+    assert run_cli("make", new, old, "-o", reverse).returncode == 0
+    with pytest.raises(selfupdate.SelfUpdateError) as info:
+        selfupdate.check_update(reverse, installation=inst)
+    assert not info.value.installed and state(inst.target) == before
