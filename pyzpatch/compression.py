@@ -15,6 +15,8 @@ def inflate(data, field: str, expected_size: Optional[int] = None, raw: bool = F
     """Decompress one zlib stream (``raw``: a bare deflate stream, as in zip members). With
     ``expected_size`` the result must be exactly that long; without it, at most
     ``MAX_UNDECLARED_SIZE``. Trailing bytes after the stream are an error."""
+    if expected_size is not None and expected_size < 0:
+        raise FormatError(field, f"declares a negative size {expected_size}")
     limit = MAX_UNDECLARED_SIZE if expected_size is None else expected_size
     inflater = zlib.decompressobj(-15 if raw else 15)
     try:

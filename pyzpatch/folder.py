@@ -11,6 +11,7 @@ target and content hash, in path order.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import stat
@@ -26,6 +27,8 @@ NODE_KIND = "folder"
 FILE, LINK, DIR = "f", "l", "d"
 # Files up to this size are read into memory; larger ones are mapped (one descriptor each).
 _READ_LIMIT = 1024 * 1024
+# The longest relative path a folder patch may create (Linux's PATH_MAX).
+MAX_PATH_LENGTH = 4096
 
 
 @dataclass
@@ -118,10 +121,29 @@ def node_hash(node: Node, content_hash=None) -> tuple:
     return total, h.digest()
 
 
+def total_size(root: str) -> int:
+    """The bytes of every regular file below ``root`` (links not followed); 0 if it is missing."""
+    total = 0
+    for current, _, files in os.walk(root, followlinks=False):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(current, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
+
+
 def check_new_node(node: Node) -> None:
     """Refuse a folder a patch describes if any entry could land or point outside it."""
+    if not (isinstance(node.meta, tuple) and len(node.meta) >= 1 and isinstance(node.meta[0], int)
+            and 0 <= node.meta[0] <= 0o7777):
+        raise PyzpatchError("the folder's own mode is malformed")
     paths = set()
     for child in node.children:
+        if len(child.key) > MAX_PATH_LENGTH:
+            raise PyzpatchError(f"entry {child.key[:60]!r}... has a path longer than {MAX_PATH_LENGTH}")
         if not (isinstance(child.attrs, tuple) and len(child.attrs) == 3 and child.attrs[0] in (FILE, LINK, DIR)
                 and isinstance(child.attrs[1], int) and isinstance(child.attrs[2], str)):
             raise PyzpatchError(f"entry {child.key!r} has malformed attributes")
@@ -133,17 +155,19 @@ def check_new_node(node: Node) -> None:
         if mode & ~0o7777:
             raise PyzpatchError(f"entry {child.key!r} has invalid mode {mode:o}")
         if kind == LINK:
-            if not target or os.path.isabs(target) or target.startswith("\\"):
+            if not target or len(target) > MAX_PATH_LENGTH or os.path.isabs(target) or target.startswith("\\"):
                 raise PyzpatchError(f"link {child.key!r} points to {target!r}, outside the folder")
             depth = len(parts) - 1
             for part in target.split("/"):
                 depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
                 if depth < 0:
                     raise PyzpatchError(f"link {child.key!r} points to {target!r}, outside the folder")
-    kinds = {c.key: c.attrs[0] for c in node.children}
-    for path in paths:
-        parent = path.rsplit("/", 1)[0] if "/" in path else None
-        while parent:
-            if kinds.get(parent, DIR) != DIR:
-                raise PyzpatchError(f"entry {path!r} lies inside {parent!r}, which is not a folder")
-            parent = parent.rsplit("/", 1)[0] if "/" in parent else None
+    # No entry may lie inside a file or a link: for each such X, no path may start with "X/".
+    # In sorted order, the first path at or after "X/" is the only candidate to look at.
+    ordered = sorted(paths)
+    for child in node.children:
+        if child.attrs[0] != DIR:
+            prefix = child.key + "/"
+            i = bisect.bisect_left(ordered, prefix)
+            if i < len(ordered) and ordered[i].startswith(prefix):
+                raise PyzpatchError(f"entry {ordered[i]!r} lies inside {child.key!r}, which is not a folder")

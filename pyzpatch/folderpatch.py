@@ -33,7 +33,7 @@ from .delta.engine import Decoder, Encoder
 from .delta.patchfile import Body, Header
 from .errors import AlreadyAppliedError, FormatError, PyzpatchError
 from .faults import checkpoint
-from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash
+from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
 from .formats.node import Node, flatten
 from . import moveaside
 from .patching import MadePatch, piece_limit, read_patch, signed
@@ -221,7 +221,7 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
     if swap not in (SWAP_FOLDER, SWAP_PER_FILE):
         raise ValueError(f"unknown swap {swap!r}")
     target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
-    header, body = read_patch(patch, trusted_keys)
+    header, body = read_patch(patch, trusted_keys, base_size=total_size(target))
     if not is_folder_patch(header):
         raise PyzpatchError("is a patch for a single file, not for a folder", source=str(patch))
     recovered = "" if dry_run else _recover(target)

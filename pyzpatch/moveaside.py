@@ -33,11 +33,13 @@ from typing import List, Tuple
 
 from .errors import PyzpatchError
 from .faults import checkpoint
+from .safepath import split_archive_name
 
 NEW_SUFFIX = ".pyzpatch-new"
 OLD_SUFFIX = ".pyzpatch-old"
 JOURNAL_SUFFIX = ".pyzpatch-journal"
 _JOURNAL_MAGIC = "pyzpatch-journal 1"
+_MAX_JOURNAL_SIZE = 64 * 1024 * 1024
 
 
 def sibling(target: str, suffix: str) -> str:
@@ -166,17 +168,31 @@ def _write_journal(journal: str, entries) -> None:
 
 
 def _read_journal(journal: str):
+    """The journal's entries, or None if it is unreadable, cut short or malformed (then it was
+    never in force: it is written in full and flushed before the first file moves)."""
     try:
         with open(journal, encoding="utf-8") as fp:
-            lines = fp.read().split("\n")
+            text = fp.read(_MAX_JOURNAL_SIZE + 1)
     except (OSError, UnicodeDecodeError):
         return None
-    if not lines or lines[0] != _JOURNAL_MAGIC or "end" not in lines:
+    lines = text.split("\n")
+    if len(text) > _MAX_JOURNAL_SIZE or lines[0] != _JOURNAL_MAGIC or "end" not in lines:
         return None
     entries = []
     for line in lines[1:lines.index("end")]:
-        kind, mode, rel = line.split("\t", 2)
-        entries.append((kind, int(mode, 8), rel))
+        fields = line.split("\t", 2)
+        if len(fields) != 3 or fields[0] not in ("d", "f", "l"):
+            return None
+        kind, mode, rel = fields
+        try:
+            mode_bits = int(mode, 8)
+            if rel != ".":
+                split_archive_name(rel)  # relative, no "..": it cannot name anything outside
+        except (ValueError, PyzpatchError):
+            return None
+        if not 0 <= mode_bits <= 0o7777:
+            return None
+        entries.append((kind, mode_bits, rel))
     return entries
 
 

@@ -123,11 +123,10 @@ def _verify_in_memory(data: bytes, old, new_name: str) -> None:
 
 
 def piece_limit(header: Header) -> int:
-    """The largest single piece (a part's bytes, decompressed or not) a patch may decode to.
-    Decompressed parts can exceed the file (23 MB of libpython sit compressed in a 16 MB
-    executable), so the bound is generous, but it is a bound: no patch can make the applier
-    allocate without limit."""
-    return max(4 * header.new_size, 256 * 1024 * 1024)
+    """The most a patch may make its decoder allocate, all pieces together (and so the largest
+    single piece): ``patchfile.memory_budget`` of its declared size, which ``read_patch`` with a
+    ``base_size`` has tied to the real base's size."""
+    return patchfile.memory_budget(header.new_size)
 
 
 def _decode(header: Header, body: Body, old):
@@ -136,7 +135,10 @@ def _decode(header: Header, body: Body, old):
     decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
     piece = decoder.data_apply(old, "")
     decoder.finish()
-    return piece, header.new_size + decoder.recompressed // 16 + 1024
+    # Re-compressed parts may come out longer from another zlib (then the content digest must
+    # match); a patch that re-compresses nothing cannot make apply write a byte more than it says.
+    slack = decoder.recompressed // 16 + 1024 if decoder.recompressed else 0
+    return piece, header.new_size + slack
 
 
 def _read_payload(path, trusted_keys=None) -> bytes:
@@ -160,11 +162,12 @@ def _read_payload(path, trusted_keys=None) -> bytes:
         raise exc.with_source(str(path))
 
 
-def read_patch(path, trusted_keys=None) -> tuple:
-    """(Header, Body) of a patch file; see ``_read_payload`` for ``trusted_keys``."""
+def read_patch(path, trusted_keys=None, base_size: Optional[int] = None) -> tuple:
+    """(Header, Body) of a patch file; see ``_read_payload`` for ``trusted_keys`` and
+    ``patchfile.decode`` for ``base_size``."""
     payload = _read_payload(path, trusted_keys)
     try:
-        return patchfile.decode(payload)
+        return patchfile.decode(payload, base_size)
     except FormatError as exc:
         raise exc.with_source(str(path))
 
@@ -309,8 +312,8 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
     keys) the patch must carry a valid signature from one of them. Raises PyzpatchError, target
     untouched."""
     target = os.fspath(target)
-    header, body = read_patch(patch, trusted_keys)
     real_target = os.path.realpath(target)
+    header, body = read_patch(patch, trusted_keys, base_size=_stat(real_target).st_size)
     out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
     if not dry_run:
         remove_stale_temporaries(out_path)

@@ -30,8 +30,15 @@ from . import recompress
 from .wire import Reader, Writer, order_runs, permutation_bytes, rank_permutation, unrank_permutation
 
 SAME, LITERAL, SPLICE, BSDIFF, STRUCT, RECOMPRESS, COPY = range(7)
-# How the kept children are ordered: as before, by a full Lehmer rank, or as runs of the old order.
-ORDER_SAME, ORDER_RANK, ORDER_RUNS = range(3)
+# How the kept children are ordered: as before, by a full Lehmer rank, as runs of the old
+# order, or as a plain list of old positions (for orders too large to rank cheaply).
+ORDER_SAME, ORDER_RANK, ORDER_RUNS, ORDER_LIST = range(4)
+# Ranking and unranking cost grows with the square of the count: above this many items a
+# permutation is written as a list instead (the decoder refuses larger ranks).
+MAX_RANKED = 4096
+# Containers nest a few levels in real files (folder > executable > archive > PYZ or zip);
+# deeper nesting in a patch is refused, and make treats deeper containers as plain bytes.
+MAX_NESTING = 12
 OP_NAMES = ["same", "literal", "splice", "bsdiff", "struct", "recompress", "copy"]
 
 
@@ -154,6 +161,7 @@ class Encoder:
     def __init__(self) -> None:
         self.out = Streams()
         self.changes: List[Change] = []
+        self.depth = 0  # containers opened around the current position
 
     # -- bytes ---------------------------------------------------------------------------
 
@@ -163,7 +171,7 @@ class Encoder:
         if same_bytes(old, new):
             ops.uint(SAME)
             return "same"
-        kind = registry.sniff(new)
+        kind = registry.sniff(new) if self.depth < MAX_NESTING else None
         if kind is not None and len(old) and registry.sniff(old) == kind:
             try:
                 old_node = registry.open_node(kind, old)
@@ -174,7 +182,11 @@ class Encoder:
             if usable:
                 ops.uint(STRUCT)
                 ops.uint(registry.KINDS.index(kind))
-                self.node_delta(old_node, new_node, path)
+                self.depth += 1
+                try:
+                    self.node_delta(old_node, new_node, path)
+                finally:
+                    self.depth -= 1
                 return "struct"
         return self.bytes_delta(old, new)
 
@@ -310,26 +322,32 @@ class Encoder:
         if order == list(range(len(order))):
             ops.uint(ORDER_SAME)
             return False
+        candidates = []  # (size, code, encoded bytes after the count)
         runs = order_runs(order)
-        by_start = sorted(runs)
-        block_of = {start: b for b, (start, _) in enumerate(by_start)}
-        runs_writer = Writer()
-        runs_writer.uint(len(runs))
-        prev = 0
-        for start, _ in by_start[1:]:
-            runs_writer.uint(start - prev)
-            prev = start
-        rank, n = rank_permutation([block_of[start] for start, _ in runs])
-        runs_writer.raw(rank.to_bytes(permutation_bytes(n), "little"))
-        if len(runs_writer) < permutation_bytes(len(order)):
-            ops.uint(ORDER_RUNS)
-            ops.uint(len(order))
-            ops.raw(runs_writer.getvalue())
-        else:
-            ops.uint(ORDER_RANK)
-            ops.uint(len(order))
+        if len(runs) <= MAX_RANKED:
+            by_start = sorted(runs)
+            block_of = {start: b for b, (start, _) in enumerate(by_start)}
+            runs_writer = Writer()
+            runs_writer.uint(len(runs))
+            prev = 0
+            for start, _ in by_start[1:]:
+                runs_writer.uint(start - prev)
+                prev = start
+            rank, n = rank_permutation([block_of[start] for start, _ in runs])
+            runs_writer.raw(rank.to_bytes(permutation_bytes(n), "little"))
+            candidates.append((len(runs_writer), ORDER_RUNS, runs_writer.getvalue()))
+        if len(order) <= MAX_RANKED:
             rank, n = rank_permutation(order)
-            ops.raw(rank.to_bytes(permutation_bytes(n), "little"))
+            candidates.append((permutation_bytes(n), ORDER_RANK, rank.to_bytes(permutation_bytes(n), "little")))
+        if not candidates:
+            list_writer = Writer()
+            for index in order:
+                list_writer.uint(index)
+            candidates.append((len(list_writer), ORDER_LIST, list_writer.getvalue()))
+        _, code, encoded = min(candidates, key=lambda c: (c[0], c[1] != ORDER_RANK))  # a tie: the rank
+        ops.uint(code)
+        ops.uint(len(order))
+        ops.raw(encoded)
         return True
 
 
@@ -337,8 +355,10 @@ class Decoder:
     """Rebuilds new bytes from old ones and a patch's streams.
 
     Every count and length in the streams is checked against what remains and against
-    ``size_limit``. With ``old=None`` throughout (``describe``), it walks the same streams
-    without any old file, recording in ``changes`` what the patch does, for ``show``.
+    ``size_limit``, which bounds each piece and also everything the decoder allocates
+    together (its memory budget). With ``old=None`` throughout (``describe``), it walks the
+    same streams without any old file, allocating nothing of the sizes they name, recording in
+    ``changes`` what the patch does, for ``show``.
     """
 
     def __init__(self, ops: bytes, data: bytes, lit: bytes, size_limit: int):
@@ -346,6 +366,8 @@ class Decoder:
         self.data = Reader(data, "patch difference data")
         self.lit = Reader(lit, "patch literal data")
         self.size_limit = size_limit
+        self.budget = size_limit  # bytes the decoder may still allocate
+        self.depth = 0  # containers opened around the current position
         self.changes: List[Change] = []
         # Decompressed bytes this machine re-compressed: the only part of the result whose
         # size can differ from the build's (another zlib); bounds how far the size may stray.
@@ -354,6 +376,13 @@ class Decoder:
     def finish(self) -> None:
         for reader in (self.ops, self.data, self.lit):
             reader.expect_end()
+
+    def _charge(self, size: int) -> None:
+        """Count ``size`` bytes about to be allocated against the memory budget."""
+        self.budget -= size
+        if self.budget < 0:
+            raise self.ops.fail(f"applying it would take more than {self.size_limit} bytes of memory, "
+                                "the most its declared size allows")
 
     def describe_node(self, kind: str) -> None:
         """Like ``describe``, for a patch whose root is a container's children (a folder)."""
@@ -378,7 +407,11 @@ class Decoder:
         if op == SAME:
             return old
         if op == LITERAL:
-            return bytes(self.lit.raw(ops.uint(self.size_limit)))
+            size = ops.uint(self.size_limit)
+            if old is None:
+                return self.lit.raw(size)  # describing: a view of the patch, for its length
+            self._charge(size)
+            return bytes(self.lit.raw(size))
         if op == SPLICE:
             return self._splice(old)
         if op == BSDIFF:
@@ -388,16 +421,26 @@ class Decoder:
             if kind_index >= len(registry.KINDS):
                 raise ops.fail(f"unknown container kind {kind_index}")
             kind = registry.KINDS[kind_index]
-            if old is None:
-                self.node_apply(None, path, kind)
-                return None
-            buf = materialize(old) if isinstance(old, LazyBlob) else old
-            node = registry.open_node(kind, buf)
-            return registry.build_node(self.node_apply(node, path, kind))
+            if self.depth >= MAX_NESTING:
+                raise ops.fail(f"containers nested more than {MAX_NESTING} deep")
+            self.depth += 1
+            try:
+                if old is None:
+                    self.node_apply(None, path, kind)
+                    return None
+                if isinstance(old, LazyBlob):
+                    self._charge(len(old))
+                    old = materialize(old)
+                node = registry.open_node(kind, old)
+                return registry.build_node(self.node_apply(node, path, kind))
+            finally:
+                self.depth -= 1
         raise ops.fail(f"unknown operation {op}")
 
     def _splice(self, old):
         ops = self.ops
+        if old is not None:
+            self._charge(len(old))
         out = bytearray(old) if old is not None else None
         bound = len(out) if out is not None else self.size_limit
         pos = 0
@@ -431,14 +474,19 @@ class Decoder:
             control += bsdiff4.core.encode_int64(x) + bsdiff4.core.encode_int64(y) + bsdiff4.core.encode_int64(z)
         if total_diff + total_extra != new_len:
             raise ops.fail("difference runs do not add up to the new size")
-        diff = self._sparse_block(total_diff) if ops.uint(1) else bytes(self.data.raw(total_diff))
-        extra = bytes(self.lit.raw(total_extra))
-        if old is None:
+        sparse = ops.uint(1)
+        if old is None:  # describing: walk the data without building anything
+            self._sparse_block(total_diff, build=False) if sparse else self.data.raw(total_diff)
+            self.lit.raw(total_extra)
             return None
+        # The result, the difference block, the extra bytes and bsdiff's copy of the old data.
+        self._charge(2 * new_len + len(old))
+        diff = self._sparse_block(total_diff) if sparse else bytes(self.data.raw(total_diff))
+        extra = bytes(self.lit.raw(total_extra))
         return bsdiff4.core.patch(bytes(old), new_len, bytes(control), diff, extra)
 
-    def _sparse_block(self, size: int) -> bytes:
-        out = bytearray(size)
+    def _sparse_block(self, size: int, build: bool = True) -> Optional[bytes]:
+        out = bytearray(size) if build else None
         pos = 0
         while pos < size:
             zeros = self.data.uint(size - pos)
@@ -446,9 +494,11 @@ class Decoder:
             run = self.data.uint(size - pos)
             if zeros == 0 and run == 0 and pos < size:
                 raise self.data.fail("sparse difference block makes no progress")
-            out[pos:pos + run] = self.data.raw(run)
+            block = self.data.raw(run)
+            if out is not None:
+                out[pos:pos + run] = block
             pos += run
-        return bytes(out)
+        return bytes(out) if out is not None else None
 
     # -- children ------------------------------------------------------------------------
 
@@ -488,16 +538,28 @@ class Decoder:
             if describing:
                 self.data_apply(None, path)
                 return None, compression, None, f"recompressed {inner}"
-            old_content = child_content(old, path) if old is not None else b""
-            content = materialize(self.data_apply(old_content, path))
+            old_content = b""
+            if old is not None:
+                # Inflating the old child costs its size as the base file declares it (or, for
+                # a PYZ module, which declares none, what inflate's own cap let through).
+                if old.content_size is not None:
+                    self._charge(old.content_size)
+                old_content = child_content(old, path)
+                if old.content_size is None:
+                    self._charge(len(old_content))
+            new_content = self.data_apply(old_content, path)
+            if isinstance(new_content, LazyBlob):
+                self._charge(len(new_content))
+            content = materialize(new_content)
+            self._charge(len(content))  # the compressed copy is at most about this long
             self.recompressed += len(content)
             return recompress.compress(content, compression, params), compression, len(content), \
                 f"recompressed {inner}"
         ops.pos = mark
         data = self.data_apply(None if describing else (old.data if old is not None else b""), path)
         content_size = ops.value() if compression else None
-        if content_size is not None and not isinstance(content_size, int):
-            raise ops.fail("content size is not a number")
+        if content_size is not None and not (isinstance(content_size, int) and 0 <= content_size <= self.size_limit):
+            raise ops.fail("content size is not a number within the limit")
         return data, compression, content_size, op_name(op)
 
     def _next_index(self, n: int, previous: int, bound: int, what: str) -> int:
@@ -514,15 +576,24 @@ class Decoder:
         how = ops.uint()
         if how == ORDER_SAME:
             return None
-        if how not in (ORDER_RANK, ORDER_RUNS):
+        if how not in (ORDER_RANK, ORDER_RUNS, ORDER_LIST):
             raise ops.fail(f"unknown order encoding {how}")
         n = ops.uint(ops.remaining * 8 if count is None else count)
         if count is not None and n != count:
             raise ops.fail(f"reorders {n} children, the base has {count}")
+        if how == ORDER_LIST:
+            if n > ops.remaining:
+                raise ops.fail("an order list longer than the patch")
+            order = [ops.uint(n - 1) for _ in range(n)]
+            if len(set(order)) != n:
+                raise ops.fail("an order list that is not a permutation")
+            return order
         if how == ORDER_RANK:
+            if n > MAX_RANKED:
+                raise ops.fail(f"a ranked order of {n} items (at most {MAX_RANKED})")
             raw = ops.raw(permutation_bytes(n))
             return unrank_permutation(int.from_bytes(raw, "little"), n)
-        n_runs = ops.uint(n)
+        n_runs = ops.uint(min(n, MAX_RANKED))
         if n_runs == 0 and n:
             raise ops.fail("an order with no runs")
         starts = [0] * n_runs
@@ -588,8 +659,12 @@ class Decoder:
             self.changes.append(Change(f"{path}/{key}", "added", how, new_size=None if data is None else len(data),
                                        patch_bytes=self._position() - start))
         kept_index = None if describing else {c.key: j for j, c in enumerate(kept)}
+        changed = set()
         for _ in range(ops.uint(ops.remaining if describing else len(kept))):
             key, pos = self._key(kind, kept_index, "changed child")
+            if key in changed:
+                raise ops.fail(f"child {key!r} changed twice")
+            changed.add(key)
             child = None if describing else kept[pos]
             start = self._position()
             attrs = ops.value_delta(None if describing else child.attrs)

@@ -36,6 +36,25 @@ DIGEST_SIZE = 8
 # Largest body pyzpatch will decompress: patches carry decompressed module bytes, so a body can
 # exceed the new file's size, but not by this much.
 MAX_BODY_SIZE = 4 * 1024 ** 3
+# What applying a patch may allocate in all (every piece it decodes, decompressed parts
+# included): 4 x the new size, and at least MIN_BUDGET. Decompressed parts can exceed the file
+# (23 MB of libpython sit compressed in a 16 MB executable), so the bound is generous.
+MIN_BUDGET = 256 * 1024 * 1024
+# A patch may make a file (or folder) at most this many times its base's size, plus MIN_BUDGET;
+# this ties everything above to the size of a real file before the body is even decompressed.
+MAX_GROWTH = 16
+# Room in the body for the structure stream beyond the budget's worth of data.
+_BODY_SLACK = 64 * 1024 * 1024
+
+
+def memory_budget(new_size: int) -> int:
+    """The most a patch producing ``new_size`` bytes may make its applier allocate."""
+    return max(4 * new_size, MIN_BUDGET)
+
+
+def max_new_size(base_size: int) -> int:
+    """The largest result a patch may declare for a base of ``base_size`` bytes."""
+    return MAX_GROWTH * base_size + MIN_BUDGET
 _MIN_DICT_LOG, _MAX_DICT_LOG = 12, 26  # 4 KiB .. 64 MiB
 
 
@@ -151,10 +170,19 @@ def decode_header(blob) -> Tuple[Header, int, int, int]:
     return header, body_size, dict_log, r.pos
 
 
-def decode(blob) -> Tuple[Header, Body]:
+def decode(blob, base_size: Optional[int] = None) -> Tuple[Header, Body]:
+    """Header and body of a patch. With ``base_size`` (the size of the real file or folder it
+    will be applied to), a patch declaring more than ``max_new_size(base_size)`` is refused
+    before its body is decompressed."""
     check_integrity(blob)
     blob = memoryview(blob)[:-4]
     header, body_size, dict_log, start = decode_header(blob)
+    if base_size is not None and header.new_size > max_new_size(base_size):
+        raise FormatError("patch header", f"declares a result of {header.new_size} bytes, more than "
+                                          f"{MAX_GROWTH} times its base's {base_size} bytes plus {MIN_BUDGET}")
+    if body_size > memory_budget(header.new_size) + _BODY_SLACK:
+        raise FormatError("patch header", f"declares a body of {body_size} bytes, more than a result of "
+                                          f"{header.new_size} bytes can need")
     if header.flags & DEFLATE_BODY:
         decomp = zlib.decompressobj(-15)
         errors = zlib.error

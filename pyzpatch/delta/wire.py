@@ -5,6 +5,7 @@ allocated, nesting is limited, and any inconsistency raises ``FormatError`` abou
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 from ..errors import FormatError
@@ -235,10 +236,7 @@ def unrank_permutation(rank: int, n: int) -> list:
 
 def permutation_bytes(n: int) -> int:
     """Bytes needed to store a rank below n!."""
-    factorial = 1
-    for i in range(2, n + 1):
-        factorial *= i
-    return (factorial - 1).bit_length() // 8 + 1 if n > 1 else 0
+    return (math.factorial(n) - 1).bit_length() // 8 + 1 if n > 1 else 0
 
 
 def order_runs(perm) -> list:

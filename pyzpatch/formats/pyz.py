@@ -96,9 +96,11 @@ def parse(buf) -> Pyz:
     if data_start < 12:
         raise FormatError("PYZ TOC", f"an entry starts at offset {data_start}, inside the header")
     check_regions("PYZ TOC", offsets, lengths, names, data_start, toc_offset)
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise FormatError("PYZ TOC", f"module {dup!r} is listed more than once")
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise FormatError("PYZ TOC", f"module {name!r} is listed more than once")
+        seen.add(name)
 
     entries = [PyzEntry(name, typecode, view[o:o + n]) for (name, typecode, o, n) in rows]
     layout = detect_layout(view, data_start, offsets, lengths, toc_offset)

@@ -1,0 +1,221 @@
+"""Hand-made hostile patches, one per way a patch could once make the applier allocate, loop,
+recurse or write without bound (found by a review of the decoder; see docs/limits.md). Each
+must now fail fast with pyzpatch's own error type, and within a small memory footprint."""
+from __future__ import annotations
+
+import io
+import os
+import resource
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from fuzz import base
+from pyzpatch import PyzpatchError
+from pyzpatch.delta import patchfile
+from pyzpatch.delta.engine import MAX_NESTING, MAX_RANKED
+from pyzpatch.delta.patchfile import Body, Header
+from pyzpatch.delta.wire import Writer
+from pyzpatch.folder import FolderContents, node_hash
+from pyzpatch.folderpatch import apply_folder_patch
+from pyzpatch.formats import pyz
+from pyzpatch.patching import apply_patch, describe_patch
+
+from .conftest import REPO
+
+
+def write_patch(path, ops, data=b"", lit=b"", old=base.OLD, new_size=None, flags=0, old_hash=None):
+    header = Header(len(old), old_hash or patchfile.sha256_of(old),
+                    len(base.NEW) if new_size is None else new_size, patchfile.sha256_of(base.NEW), flags=flags)
+    path.write_bytes(patchfile.encode(header, Body(bytes(ops), bytes(data), bytes(lit))))
+    return path
+
+
+@pytest.fixture
+def target(tmp_path):
+    path = tmp_path / "target"
+    path.write_bytes(base.OLD)
+    return path
+
+
+def struct_exe_changing_archive(w: Writer) -> None:
+    """STRUCT executable, nothing removed or added, one changed child: the archive."""
+    w.uint(4); w.uint(0)  # STRUCT, kind executable
+    w.uint(0); w.uint(0); w.uint(0); w.uint(0); w.uint(1)  # meta, removed, order, added, 1 changed
+    w.uint(2); w.uint(0); w.uint(0)  # key "archive", attrs same, no compression
+
+
+def test_nesting_is_bounded(tmp_path, target):
+    w = Writer()
+    for _ in range(2000):  # an executable's archive re-opened as an executable, again and again
+        struct_exe_changing_archive(w)
+    w.uint(0)
+    patch = write_patch(tmp_path / "p", w.getvalue())
+    for action in (lambda: describe_patch(patch), lambda: apply_patch(target, patch, dry_run=True)):
+        with pytest.raises(PyzpatchError, match=f"nested more than {MAX_NESTING}"):
+            action()
+
+
+@pytest.mark.parametrize("how", [1, 2])  # ORDER_RANK, ORDER_RUNS
+def test_describing_a_huge_reorder_is_cheap(tmp_path, how):
+    w = Writer()
+    w.uint(4); w.uint(0); w.uint(0); w.uint(0)  # STRUCT exe, meta, 0 removed
+    w.uint(how)
+    w.uint(1_600_000)
+    if how == 2:
+        w.uint(MAX_RANKED + 1)
+    patch = write_patch(tmp_path / "p", w.getvalue() + bytes(200_000))  # zeros compress to nothing
+    with pytest.raises(PyzpatchError):
+        describe_patch(patch)
+
+
+def test_declared_size_is_tied_to_the_real_base(tmp_path):
+    old = os.urandom(1 << 20)
+    (tmp_path / "t").write_bytes(old)
+    n = 1 << 30
+    w = Writer()
+    w.uint(3); w.uint(n); w.uint(n >> 20)  # BSDIFF to 1 GiB from 1 MiB runs
+    for _ in range(n >> 20):
+        w.uint(1 << 20); w.uint(0); w.sint(-(1 << 20))
+    w.uint(1)
+    d = Writer()
+    d.uint(n); d.uint(0)
+    patch = write_patch(tmp_path / "p", w.getvalue(), d.getvalue(), old=old, new_size=n)
+    with pytest.raises(PyzpatchError, match="more than 16 times its base"):
+        apply_patch(tmp_path / "t", patch, dry_run=True)
+
+
+def test_describing_a_huge_sparse_block_allocates_nothing(tmp_path):
+    n = 1 << 40
+    w = Writer()
+    w.uint(3); w.uint(n); w.uint(1); w.uint(n); w.uint(0); w.sint(0); w.uint(1)
+    d = Writer()
+    d.uint(n); d.uint(0)
+    patch = write_patch(tmp_path / "p", w.getvalue(), d.getvalue(), new_size=n)
+    describe_patch(patch)  # walks it; would need 1 TiB if it built it
+
+
+def test_all_pieces_together_are_bounded(tmp_path):
+    """Four 1 MiB members each bsdiffed up to 256 MiB: each piece within the limit, together
+    four times it."""
+    members, piece = 4, 256 << 20
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(members):
+            zf.writestr(f"m{i}", os.urandom(1 << 20))
+    old = buf.getvalue()
+    (tmp_path / "t").write_bytes(old)
+    w, d = Writer(), Writer()
+    w.uint(4); w.uint(3)  # STRUCT zip
+    w.uint(0); w.uint(0); w.uint(0); w.uint(0); w.uint(members)
+    for i in range(members):
+        key = f"m{i}".encode()
+        w.uint(2 * len(key) + 1); w.raw(key); w.uint(0); w.uint(0)
+        w.uint(3); w.uint(piece); w.uint(piece >> 20)
+        for _ in range(piece >> 20):
+            w.uint(1 << 20); w.uint(0); w.sint(-(1 << 20))
+        w.uint(1); d.uint(piece); d.uint(0)
+    patch = write_patch(tmp_path / "p", w.getvalue(), d.getvalue(), old=old, new_size=len(old))
+    code = f"""
+import resource, sys
+from pyzpatch import PyzpatchError
+from pyzpatch.patching import apply_patch
+try:
+    apply_patch({str(tmp_path / 't')!r}, {str(patch)!r}, dry_run=True)
+except PyzpatchError as exc:
+    print(exc.problem)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    problem, peak_mib = proc.stdout.splitlines()
+    assert "bytes of memory" in problem
+    assert int(peak_mib) < 600, peak_mib  # one piece at most, not four
+
+
+def test_a_child_changed_twice_is_refused(tmp_path, target):
+    """A repeated key once let a patch-made child be 're-compressed' with a content size the
+    patch chose (-1: no cap on inflate)."""
+    key = b"x:data.txt"
+    w = Writer()
+    struct_exe_changing_archive(w)
+    w.uint(4); w.uint(1)  # STRUCT carchive
+    w.uint(0); w.uint(0); w.uint(0); w.uint(0); w.uint(2)  # two changes
+    for _ in range(2):
+        w.uint(2 * len(key) + 1); w.raw(key); w.uint(0)
+        w.uint(1); w.uint(2); w.uint(0)  # zlib, SPLICE with no runs
+        w.value(-1)  # content size
+    patch = write_patch(tmp_path / "p", w.getvalue())
+    with pytest.raises(PyzpatchError, match="content size|changed twice"):
+        apply_patch(target, patch, dry_run=True)
+
+
+def test_apply_writes_no_more_than_declared(tmp_path, target):
+    lit = bytes(range(256)) * 4 + b"0123456789"
+    w = Writer()
+    w.uint(1); w.uint(len(lit))  # LITERAL of 1034 bytes, declared 10
+    patch = write_patch(tmp_path / "p", w.getvalue(), lit=lit, new_size=10)
+    out = tmp_path / "out"
+    with pytest.raises(PyzpatchError, match="more than the 10 bytes it declares"):
+        apply_patch(target, patch, output=out)
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["p", "target"]
+
+
+def test_duplicate_pyz_names_are_found_in_linear_time():
+    model = pyz.Pyz(b"\xa7\r\r\n", [pyz.PyzEntry(f"m{i:07d}", 0, b"x") for i in range(40_000)])
+    model.entries.append(pyz.PyzEntry("m0039999", 0, b"x"))
+    blob = pyz.build(model)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    with pytest.raises(PyzpatchError, match="more than once"):
+        pyz.parse(blob)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_utime - before < 5  # was 26 s
+
+
+def _folder_patch(tmp_path, ops):
+    target = tmp_path / "dir"
+    target.mkdir()
+    with FolderContents(str(target)) as fc:
+        size, digest = node_hash(fc.node())
+    header = Header(size, digest, 0, bytes(32), flags=patchfile.FOLDER)
+    patch = tmp_path / "p"
+    patch.write_bytes(patchfile.encode(header, Body(ops, b"", b"")))
+    return target, patch
+
+
+def test_long_folder_names_are_refused_quickly(tmp_path):
+    key = "/".join(["a"] * 200_000).encode()
+    w = Writer()
+    w.uint(0); w.uint(0); w.uint(0); w.uint(1); w.uint(0)  # one added child
+    w.uint(2 * len(key) + 1); w.raw(key); w.value(("d", 0o755, "")); w.uint(0); w.uint(0); w.uint(0)
+    target, patch = _folder_patch(tmp_path, w.getvalue())
+    with pytest.raises(PyzpatchError, match="longer than"):
+        apply_folder_patch(target, patch, dry_run=True)
+
+
+def test_folder_root_mode_is_checked(tmp_path):
+    w = Writer()
+    w.uint(2); w.value(("x",))  # meta replaced by a string mode
+    w.uint(0); w.uint(0); w.uint(0); w.uint(0)
+    target, patch = _folder_patch(tmp_path, w.getvalue())
+    with pytest.raises(PyzpatchError, match="own mode is malformed"):
+        apply_folder_patch(target, patch, dry_run=True)
+
+
+@pytest.mark.parametrize("journal", [
+    "pyzpatch-journal 1\nbroken\nend\n",
+    "pyzpatch-journal 1\nd\t700\t../escaped\nend\n",
+    "pyzpatch-journal 1\nf\tzz\tx\nend\n",
+])
+def test_a_malformed_swap_journal_is_ignored(tmp_path, journal):
+    from pyzpatch import moveaside
+    target = tmp_path / "app"
+    target.mkdir()
+    staging = moveaside.sibling(str(target), moveaside.NEW_SUFFIX)
+    os.mkdir(staging)
+    with open(moveaside.sibling(str(target), moveaside.JOURNAL_SUFFIX), "w") as fp:
+        fp.write(journal)
+    moveaside.finish_folder(str(target))
+    assert not (tmp_path / "escaped").exists()
+    assert not os.path.exists(moveaside.sibling(str(target), moveaside.JOURNAL_SUFFIX))
