@@ -24,7 +24,6 @@ import ctypes
 import errno
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -36,6 +35,7 @@ from .faults import checkpoint
 from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
 from .formats.node import Node, flatten
 from . import moveaside
+from .durable import fsync_path, remove_tree, sibling
 from .patching import MadePatch, piece_limit, read_patch, signed
 
 STAGING_SUFFIX = ".pyzpatch-new"
@@ -48,6 +48,10 @@ _AT_FDCWD = -100
 _checkpoint = checkpoint
 
 
+def _fsync_strict(path: str) -> None:
+    fsync_path(path, strict=True)
+
+
 @dataclass
 class FolderApplyResult:
     target: str
@@ -55,11 +59,6 @@ class FolderApplyResult:
     recovered: str = ""  # what an earlier interrupted apply had left, and what was done about it
     files_written: int = 0
     files_linked: int = 0
-
-
-def _sibling(target: str, suffix: str) -> str:
-    parent, name = os.path.split(target.rstrip(os.sep))
-    return os.path.join(parent, f".{name}{suffix}")
 
 
 def make_folder_patch(old_dir, new_dir, sign_key=None) -> MadePatch:
@@ -124,40 +123,25 @@ def _exchange(a: str, b: str) -> bool:
     raise PyzpatchError(f"cannot swap in the new folder: {os.strerror(err)}", source=b)
 
 
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_tree(path: str) -> None:
-    if os.path.islink(path) or os.path.isfile(path):
-        os.unlink(path)
-    elif os.path.isdir(path):
-        shutil.rmtree(path)
-
-
 def _recover(target: str) -> str:
     """Finish or undo what an interrupted apply left beside ``target``; say what was done."""
-    staging, ready = _sibling(target, STAGING_SUFFIX), _sibling(target, READY_SUFFIX)
-    old_aside = _sibling(target, OLD_SUFFIX)
+    staging, ready = sibling(target, STAGING_SUFFIX), sibling(target, READY_SUFFIX)
+    old_aside = sibling(target, OLD_SUFFIX)
     # An interrupted file-by-file swap is finished first (it also empties the old-files trash).
     finished = "; ".join(moveaside.finish_folder(target))
     if not os.path.exists(target) and os.path.isdir(staging) and os.path.exists(ready):
         os.rename(staging, target)  # the two-rename swap was cut between its renames
-        _fsync_path(os.path.dirname(target))
+        _fsync_strict(os.path.dirname(target))
         os.unlink(ready)
         if os.path.lexists(old_aside):
-            _remove_tree(old_aside)
+            remove_tree(old_aside)
         return "finished swapping in the new folder an interrupted apply had prepared"
     note = finished
     if os.path.lexists(old_aside) and os.path.isdir(target):
-        _remove_tree(old_aside)
+        remove_tree(old_aside)
         note = "removed the old folder an interrupted apply had left beside the folder"
     if os.path.lexists(staging):
-        _remove_tree(staging)
+        remove_tree(staging)
         note = "removed what an interrupted apply had left beside the folder"
     if os.path.exists(ready):
         os.unlink(ready)
@@ -202,9 +186,9 @@ def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node) 
     for path, mode in sorted(dirs, reverse=True):
         _checkpoint()
         os.chmod(path, mode)
-        _fsync_path(path)
+        _fsync_strict(path)
     os.chmod(staging, new_node.meta[0])
-    _fsync_path(staging)
+    _fsync_strict(staging)
     return written, linked
 
 
@@ -261,16 +245,16 @@ def _stage(target: str, header: Header, body: Body, patch_name: str, dry_run: bo
                                 source=patch_name)
         if dry_run:
             return None, 0, 0
-        staging = _sibling(target, STAGING_SUFFIX)
+        staging = sibling(target, STAGING_SUFFIX)
         try:
             written, linked = _build_staging(staging, old.root, old_node, new_node)
         except OSError as exc:
-            _remove_tree(staging)
+            remove_tree(staging)
             raise PyzpatchError(f"cannot build the new folder: {exc.strerror or exc}", source=staging) from None
     # The staging folder is complete and flushed. Check it as it is on disk before any swap.
     with FolderContents(staging) as staged:
         if node_hash(staged.node())[1] != header.new_sha256:
-            _remove_tree(staging)
+            remove_tree(staging)
             raise PyzpatchError("the new folder written to disk does not match the patch", source=staging)
     return staging, written, linked
 
@@ -280,22 +264,22 @@ def _swap_folders(target: str, staging: str) -> None:
     _checkpoint()
     if not os.environ.get("PYZPATCH_TEST_NO_EXCHANGE") and _exchange(staging, target):
         _checkpoint()
-        _fsync_path(parent)
+        _fsync_strict(parent)
         _checkpoint()
-        _remove_tree(staging)  # now the old folder
+        remove_tree(staging)  # now the old folder
     else:
-        ready = _sibling(target, READY_SUFFIX)
-        old_aside = _sibling(target, OLD_SUFFIX)
+        ready = sibling(target, READY_SUFFIX)
+        old_aside = sibling(target, OLD_SUFFIX)
         with open(ready, "wb") as fp:
             os.fsync(fp.fileno())
-        _fsync_path(parent)
+        _fsync_strict(parent)
         _checkpoint()
         os.rename(target, old_aside)
         _checkpoint()
         os.rename(staging, target)
-        _fsync_path(parent)
+        _fsync_strict(parent)
         _checkpoint()
         os.unlink(ready)
         _checkpoint()
-        _remove_tree(old_aside)
-    _fsync_path(parent)
+        remove_tree(old_aside)
+    _fsync_strict(parent)

@@ -27,10 +27,10 @@ atomic); the code runs the same there, which is how the test suite covers it.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from typing import List, Tuple
 
+from .durable import fsync_path, remove_quietly, sibling
 from .errors import PyzpatchError
 from .faults import checkpoint
 from .safepath import split_archive_name
@@ -40,37 +40,6 @@ OLD_SUFFIX = ".pyzpatch-old"
 JOURNAL_SUFFIX = ".pyzpatch-journal"
 _JOURNAL_MAGIC = "pyzpatch-journal 1"
 _MAX_JOURNAL_SIZE = 64 * 1024 * 1024
-
-
-def sibling(target: str, suffix: str) -> str:
-    """The hidden name beside ``target`` that the folder swap uses (``.NAME<suffix>``)."""
-    parent, name = os.path.split(target.rstrip(os.sep))
-    return os.path.join(parent, f".{name}{suffix}")
-
-
-def fsync_path(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0))
-    except OSError:
-        return  # Windows cannot open folders this way; renames there are journaled by NTFS
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_quietly(path: str) -> bool:
-    """Remove a file, link or folder tree; False if (part of) it could not be removed yet."""
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.unlink(path)
-    except OSError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------

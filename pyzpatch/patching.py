@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
+from .durable import fsync_path, remove_quietly
 from .errors import AlreadyAppliedError, FormatError, PyzpatchError
 from .faults import checkpoint
 from .formats import executable
@@ -235,7 +236,7 @@ def remove_stale_temporaries(path) -> int:
         return 0
     for entry in names:
         if entry.startswith(f".{name}.") and entry.endswith(TMP_SUFFIX):
-            _remove_quietly(os.path.join(directory, entry))
+            remove_quietly(os.path.join(directory, entry))
             removed += 1
     return removed
 
@@ -277,33 +278,13 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
             os.chmod(tmp, mode)
     except OSError as exc:
         hasher.stop()
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise PyzpatchError(f"cannot write the new file: {exc.strerror or exc}", source=tmp) from None
     except BaseException:
         hasher.stop()
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
     return tmp, size, digest
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=None) -> ApplyResult:
@@ -365,21 +346,21 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
         tmp, size, digest = write_file_atomically(out_path, chunks, mode, limit=limit)
     byte_identical = size == header.new_size and digest == header.new_sha256
     if not byte_identical and not _content_identical(tmp, header):
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise PyzpatchError("applying it gives a different file than the one it was made from "
                             "(not even its content matches)", source=str(patch))
     if out_path == real_target and _replaced_since(real_target, verified):
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise PyzpatchError("was replaced or changed while the patch was being applied; left as it is now",
                             source=target)
     checkpoint()
     try:
         os.replace(tmp, out_path)
     except OSError as exc:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise PyzpatchError(f"cannot replace it: {exc.strerror}", source=out_path) from None
     checkpoint()
-    _fsync_dir(os.path.dirname(out_path))
+    fsync_path(os.path.dirname(out_path))
     return ApplyResult(target, out_path, size, digest, byte_identical, True)
 
 

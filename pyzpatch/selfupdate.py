@@ -53,7 +53,7 @@ WINDOWS = "windows"
 
 # Everything an update and a restart use, imported before the swap (see the module docstring).
 _NEEDED_MODULES = (
-    "pyzpatch.patching", "pyzpatch.folderpatch", "pyzpatch.folder", "pyzpatch.moveaside",
+    "pyzpatch.patching", "pyzpatch.folderpatch", "pyzpatch.folder", "pyzpatch.moveaside", "pyzpatch.durable",
     "pyzpatch.signing", "pyzpatch.ed25519", "pyzpatch.source", "pyzpatch.compression", "pyzpatch.safepath",
     "pyzpatch.delta.engine", "pyzpatch.delta.patchfile", "pyzpatch.delta.wire",
     "pyzpatch.delta.recompress", "pyzpatch.delta.digest",

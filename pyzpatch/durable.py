@@ -1,0 +1,48 @@
+"""File-system steps that make updates crash-safe: flushing names to disk, the hidden names an
+update uses beside its target, and removing what an update leaves over."""
+from __future__ import annotations
+
+import os
+import shutil
+
+
+def fsync_path(path: str, strict: bool = False) -> None:
+    """Flush a file or folder (a folder: the names in it) to disk. Where a system cannot open a
+    folder for this (Windows, whose renames NTFS journals itself), nothing happens, unless
+    ``strict``, which lets every failure through as ``OSError``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0))
+    except OSError:
+        if strict:
+            raise
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        if strict:
+            raise
+    finally:
+        os.close(fd)
+
+
+def sibling(target: str, suffix: str) -> str:
+    """The hidden name beside ``target`` that an update uses (``.NAME<suffix>``)."""
+    parent, name = os.path.split(target.rstrip(os.sep))
+    return os.path.join(parent, f".{name}{suffix}")
+
+
+def remove_tree(path: str) -> None:
+    """Remove a file, link or folder tree if it exists; failures raise ``OSError``."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def remove_quietly(path: str) -> bool:
+    """Remove a file, link or folder tree; False if (part of) it could not be removed yet."""
+    try:
+        remove_tree(path)
+    except OSError:
+        return False
+    return True
