@@ -1,6 +1,7 @@
 """Shared test fixtures: real PyInstaller builds (cached by content) and a CLI runner."""
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import shutil
@@ -70,6 +71,10 @@ def variant(app: Path, edits: dict) -> Path:
         tmp.rename(dest)
     return dest
 
+
+# The longest one fuzzed example may take before Hypothesis fails the test: "no hang" made an
+# assertion (real examples take well under a second; the margin is for a loaded CI machine).
+NO_HANG = datetime.timedelta(seconds=60)
 
 HELLO_V2 = {"mod1.py": ("hello from mod1 v1", "hello from mod1 v2")}
 SELFAPP_V2 = {"appversion.py": ('VERSION = "1"', 'VERSION = "2"')}

@@ -14,7 +14,7 @@ from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats import carchive, executable, pyz
 from pyzpatch.listing import describe
 
-from .conftest import run_cli
+from .conftest import NO_HANG, run_cli
 
 
 def assert_clean_failure(result, path) -> None:
@@ -178,7 +178,7 @@ def exercise(path) -> None:
                 carchive.entry_content(entry)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=NO_HANG, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_archives_raise_only_pyzpatch_errors(small_real_pkg, tmp_path_factory, data):
     blob = bytearray(small_real_pkg)

@@ -19,6 +19,8 @@ from pyzpatch.formats.node import flatten
 from pyzpatch.patching import make_patch, piece_limit
 from pyzpatch.source import FileBytes
 
+from .conftest import NO_HANG
+
 
 @pytest.fixture(scope="module")
 def real_patch(hello_onefile, hello_v2_onefile):
@@ -68,7 +70,7 @@ def exercise(header, body, old) -> None:
             break
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=200, deadline=NO_HANG, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_patch_bodies_raise_only_pyzpatch_errors(real_patch, hello_onefile, data):
@@ -83,7 +85,7 @@ def test_mutated_patch_bodies_raise_only_pyzpatch_errors(real_patch, hello_onefi
             pass
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=NO_HANG)
 @given(data=st.data())
 def test_mutated_patch_files_raise_only_pyzpatch_errors(real_patch, data):
     """Mutations of the whole file, header included (caught by the checksum or the header checks)."""

@@ -23,6 +23,9 @@ from pyzpatch.formats import carchive, executable, pyz, ziparchive
 from pyzpatch.listing import describe
 from pyzpatch.patching import apply_patch, make_patch
 
+from .conftest import NO_HANG
+
+
 class Blob(bytes):
     """Bytes that Hypothesis reports by size, not by content."""
 
@@ -31,7 +34,7 @@ class Blob(bytes):
 
 
 # PYZPATCH_FUZZ_EXAMPLES raises the count for a longer local run (docs/security.md).
-FUZZ = settings(max_examples=int(os.environ.get("PYZPATCH_FUZZ_EXAMPLES", "40")), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("PYZPATCH_FUZZ_EXAMPLES", "40")), deadline=NO_HANG,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
