@@ -382,6 +382,7 @@ def cleanup_previous_update(installation: Optional[Installation] = None, *, rest
         done.append(f"could not finish cleaning up: {exc}")
     if unfinished and not os.path.lexists(journal) and restart_if_finished:
         for line in done:
-            print(f"pyzpatch: {line}; restarting", file=sys.stderr)
+            print(f"pyzpatch: {line}", file=sys.stderr)
+        print("pyzpatch: restarting to run the completed update", file=sys.stderr)
         _restart(inst, list(sys.argv if argv is None else argv), default_strategy(), _cwd_within(inst.target))
     return done

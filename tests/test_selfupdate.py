@@ -306,3 +306,38 @@ def test_check_update_checks_everything_and_writes_nothing(hello_onefile, hello_
     with pytest.raises(selfupdate.SelfUpdateError) as info:
         selfupdate.check_update(reverse, installation=inst)
     assert not info.value.installed and state(inst.target) == before
+
+
+def test_an_interrupted_windows_swap_is_finished_by_the_next_start(selfapp_builds, tmp_path):
+    """A one-folder update under the Windows strategy, killed half-way through moving files in:
+    the next start of the program (a mix of old and new files) finishes the swap, restarts, and
+    runs as v2."""
+    import signal
+    from .test_moveaside import _run_apply
+    site = Site(tmp_path, selfapp_builds, "onedir")
+    patch = os.replace(site.make_patch(), tmp_path / "fix.patch") or tmp_path / "fix.patch"
+    probe = tmp_path / "probe"
+    shutil.copytree(site.target, probe / "selfapp", symlinks=True)
+    counter = tmp_path / "count"
+    proc = _run_apply(probe / "selfapp" / "selfapp", probe / "selfapp" / "_internal", patch,
+                      {"PYZPATCH_TEST_COUNT_TO": str(counter)})
+    assert proc.returncode == 0, proc.stderr
+    total = int(counter.read_text())
+    journal = site.root / ".selfapp.pyzpatch-journal"
+    for point in range(total - 2, 0, -1):  # the latest kill that leaves the swap half done
+        shutil.rmtree(site.target)
+        shutil.copytree(site.v1, site.target, symlinks=True)
+        for leftover in set(os.listdir(site.root)) - {"selfapp", "updates"}:
+            shutil.rmtree(site.root / leftover, ignore_errors=True)
+        killed = _run_apply(site.exe, site.target / "_internal", patch, {"PYZPATCH_TEST_KILL_AT": str(point)})
+        assert killed.returncode == -signal.SIGKILL
+        if journal.exists() and state(site.target) not in (state(site.v1), state(site.v2)):
+            break
+    else:
+        pytest.fail("no kill point left the folder half swapped")
+    proc = site.run("after-crash")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "finished moving in the new version" in proc.stderr and "restarting" in proc.stderr
+    assert proc.stdout.splitlines()[-2:] == ["selfapp version 2 args=['after-crash']", "working as version 2"]
+    assert state(site.target) == state(site.v2)
+    assert site.leftovers() == []
