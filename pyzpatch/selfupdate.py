@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from . import moveaside
+from .bundle import sideload_pkg_path
 from .errors import AlreadyAppliedError, PyzpatchError
 
 ONEFILE = "onefile"
@@ -110,7 +111,7 @@ def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str
     if bundle and os.path.basename(folder) == "MacOS" and bundle.startswith(os.path.dirname(folder) + os.sep):
         raise SelfUpdateError("macOS .app bundles are not supported by self-update (they are code-signed "
                               "as a whole)", source=exe)
-    if os.path.exists(os.path.splitext(exe)[0] + ".pkg") and _is_sideloaded(exe):
+    if os.path.exists(sideload_pkg_path(exe)) and _is_sideloaded(exe):
         raise SelfUpdateError("side-loaded builds (NAME.pkg beside the executable) are not supported by "
                               "self-update", source=exe)
     return Installation(ONEFILE, exe, exe)
