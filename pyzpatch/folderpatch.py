@@ -17,6 +17,9 @@ old folder left in the staging name and reports that nothing is left to do).
 Where the system cannot exchange two names atomically, the swap is two renames with a marker
 file ``.NAME.pyzpatch-ready`` written once the staging folder is complete: a re-run that finds
 the target missing and the marker present finishes the second rename.
+
+A running program on Windows cannot rename its own folder; ``swap="per-file"`` then moves the
+changed files in one by one under a journal instead (moveaside.py).
 """
 from __future__ import annotations
 
