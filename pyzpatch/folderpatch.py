@@ -38,7 +38,7 @@ from .faults import checkpoint
 from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
 from .formats.node import Node, flatten
 from . import moveaside
-from .durable import fsync_path, remove_tree, sibling
+from .durable import fsync_path, remove_quietly, remove_tree, sibling
 from .patching import MadePatch, piece_limit, read_patch, signed
 
 STAGING_SUFFIX = ".pyzpatch-new"
@@ -140,8 +140,9 @@ def _recover(target: str) -> str:
             remove_tree(old_aside)
         return "finished swapping in the new folder an interrupted apply had prepared"
     note = finished
-    if os.path.lexists(old_aside) and os.path.isdir(target):
-        remove_tree(old_aside)
+    # Old files may still be in use (a program on Windows that waits for its new version):
+    # what cannot be removed yet stays for a later run, and a swap moves aside around it.
+    if os.path.lexists(old_aside) and os.path.isdir(target) and remove_quietly(old_aside):
         note = "removed the old folder an interrupted apply had left beside the folder"
     if os.path.lexists(staging):
         remove_tree(staging)

@@ -39,6 +39,8 @@ NEW_SUFFIX = ".pyzpatch-new"
 OLD_SUFFIX = ".pyzpatch-old"
 JOURNAL_SUFFIX = ".pyzpatch-journal"
 _JOURNAL_MAGIC = "pyzpatch-journal 1"
+# What finish_folder says when it completed an interrupted swap (the program must restart).
+ROLLED_FORWARD = "finished moving in the new version an interrupted update had prepared"
 _MAX_JOURNAL_SIZE = 64 * 1024 * 1024
 
 
@@ -122,11 +124,13 @@ def _entries(root: str) -> List[Tuple[str, int, str]]:
 
 def _write_journal(journal: str, entries) -> None:
     tmp = journal + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fp:
+    # Names are written as the file system gave them (surrogateescape keeps undecodable bytes),
+    # and read back without newline translation, so only a tab or a line feed cannot be held.
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fp:
         fp.write(_JOURNAL_MAGIC + "\n")
         for kind, mode, rel in entries:
             if "\n" in rel or "\t" in rel:
-                raise PyzpatchError("has a name with a tab or line break, which the journal cannot hold",
+                raise PyzpatchError("has a name with a tab or line feed, which the journal cannot hold",
                                     source=rel)
             fp.write(f"{kind}\t{mode:o}\t{rel}\n")
         fp.write("end\n")  # a journal without it was cut short: it was never in force
@@ -140,7 +144,7 @@ def _read_journal(journal: str):
     """The journal's entries, or None if it is unreadable, cut short or malformed (then it was
     never in force: it is written in full and flushed before the first file moves)."""
     try:
-        with open(journal, encoding="utf-8") as fp:
+        with open(journal, encoding="utf-8", errors="surrogateescape", newline="\n") as fp:
             text = fp.read(_MAX_JOURNAL_SIZE + 1)
     except (OSError, UnicodeDecodeError):
         return None
@@ -174,19 +178,32 @@ def _same(a: str, b: str) -> bool:
 
 
 def _move_aside(path: str, trash: str, rel: str) -> None:
+    """Rename ``path`` into the trash, never deleting anything there (it may be in use): a name
+    already taken there gets a numbered one."""
     dest = os.path.join(trash, rel)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    if os.path.lexists(dest):
-        remove_quietly(dest)
+    n = 0
+    while os.path.lexists(dest):
+        n += 1
+        dest = f"{os.path.join(trash, rel)}.{n}"
     os.rename(path, dest)
 
 
 def move_in_folder(target: str, staging: str) -> None:
     """Swap the complete, verified folder ``staging`` into ``target`` file by file."""
     journal = sibling(target, JOURNAL_SUFFIX)
-    _write_journal(journal, _entries(staging))
+    try:
+        _write_journal(journal, _entries(staging))
+    except BaseException:
+        remove_quietly(journal + ".tmp")
+        raise
+    entries = _read_journal(journal)
+    if entries is None:  # nothing has moved yet: undo, leaving the old version in place
+        remove_quietly(journal)
+        remove_quietly(staging)
+        raise PyzpatchError("the swap journal does not read back as written", source=journal)
     checkpoint()
-    _roll_forward(target, staging, _read_journal(journal))
+    _roll_forward(target, staging, entries)
 
 
 def _roll_forward(target: str, staging: str, entries) -> None:
@@ -212,11 +229,17 @@ def _roll_forward(target: str, staging: str, entries) -> None:
                 _move_aside(dst, trash, rel)
             checkpoint()
             os.rename(src, dst)
-        # What the new version does not have goes to the trash, deepest first.
+        # What the new version does not have goes to the trash, deepest first: files and links
+        # one by one; a folder is empty by the time it comes up, and is simply removed.
         for kind, _, rel in reversed(_entries(target)):
-            if rel != "." and rel not in wanted and os.path.lexists(os.path.join(target, rel)):
-                checkpoint()
-                _move_aside(os.path.join(target, rel), trash, rel)
+            path = os.path.join(target, rel)
+            if rel == "." or rel in wanted or not os.path.lexists(path):
+                continue
+            checkpoint()
+            if kind == "d":
+                os.rmdir(path)
+            else:
+                _move_aside(path, trash, rel)
         for kind, mode, rel in reversed(entries):
             if kind == "d":
                 os.chmod(os.path.join(target, rel), mode)
@@ -240,7 +263,7 @@ def finish_folder(target: str) -> List[str]:
         entries = _read_journal(journal)
         if entries is not None and os.path.isdir(staging) and os.path.isdir(target):
             _roll_forward(target, staging, entries)
-            done.append("finished moving in the new version an interrupted update had prepared")
+            done.append(ROLLED_FORWARD)
         else:
             remove_quietly(journal)
     remove_quietly(journal + ".tmp")

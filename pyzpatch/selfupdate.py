@@ -62,7 +62,7 @@ _NEEDED_MODULES = (
     "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
     "pyzpatch.formats.layout", "pyzpatch.formats.node",
     "bsdiff4", "lzma", "zlib", "hashlib", "ctypes", "shutil", "stat", "tempfile", "threading",
-    "queue", "subprocess", "time", "errno", "signal",
+    "queue", "subprocess", "time", "errno", "signal", "fcntl",
 )
 
 # Set by the PyInstaller bootloader (6.x: _PYI_*, 5.x: _MEIPASS2) to tell a process it is the
@@ -107,7 +107,10 @@ def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str
     folder = os.path.dirname(exe)
     bundle = os.path.realpath(bundle_dir) if bundle_dir else None
     if bundle and (bundle == folder or bundle.startswith(folder + os.sep)):
-        return Installation(ONEDIR, exe, folder)
+        # A one-folder program runs from inside its folder, but so does a one-file program told
+        # to extract there (--runtime-tmpdir): only the latter carries the Python library.
+        if bundle == folder or not _carries_python_library(exe):
+            return Installation(ONEDIR, exe, folder)
     if bundle and os.path.basename(folder) == "MacOS" and bundle.startswith(os.path.dirname(folder) + os.sep):
         raise SelfUpdateError("macOS .app bundles are not supported by self-update (they are code-signed "
                               "as a whole)", source=exe)
@@ -115,6 +118,17 @@ def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str
         raise SelfUpdateError("side-loaded builds (NAME.pkg beside the executable) are not supported by "
                               "self-update", source=exe)
     return Installation(ONEFILE, exe, exe)
+
+
+def _carries_python_library(exe: str) -> bool:
+    from .formats import executable
+    from .source import FileBytes
+    try:
+        with FileBytes(exe) as fb:
+            archive = executable.parse(fb.data).archive
+            return any(e.typecode == "b" and e.name == archive.pylib for e in archive.entries)
+    except PyzpatchError:
+        return False
 
 
 def _is_sideloaded(exe: str) -> bool:
@@ -142,8 +156,8 @@ def _load_keys(trusted_keys) -> Optional[List]:
             keys.append(signing.public_key_from_pem(bytes(key)))
         elif isinstance(key, (str, os.PathLike)):
             keys.append(signing.load_public_key(key))
-        else:
-            keys.append(key)
+        else:  # a key object (cryptography's): its raw bytes now, while imports are allowed
+            keys.append(signing.PublicKey(signing.raw_public_key(key)))
     if not keys:
         raise SelfUpdateError("trusted_keys is empty: no patch could ever be accepted")
     return keys
@@ -194,6 +208,10 @@ def apply_update(patch, trusted_keys=None, *, restart: bool = True, argv: Option
     argv = list(sys.argv if argv is None else argv)
     prepare(keys is not None)
     cwd_inside = _cwd_within(inst.target)
+    _pending_cwd[inst.target] = cwd_inside  # for restart() after restart=False
+    lock = _UpdateLock(inst.target)
+    if not lock.acquire():
+        raise SelfUpdateError("another update of this program is in progress", source=inst.target)
     before = _identity(inst)
     # From here until the restart nothing may be imported: modules are read from the program's
     # files, which change under it. A missed import fails loudly instead of reading garbage.
@@ -201,6 +219,7 @@ def apply_update(patch, trusted_keys=None, *, restart: bool = True, argv: Option
     sys.meta_path.insert(0, guard)
     try:
         _apply(inst, patch, keys, dry_run=False, strategy=strategy)
+        lock.release()  # the swap is done; the restarted program's clean-up needs the lock
         if restart:
             _restart(inst, argv, strategy, cwd_inside)
     except SelfUpdateError as exc:
@@ -209,7 +228,44 @@ def apply_update(patch, trusted_keys=None, *, restart: bool = True, argv: Option
     finally:
         if guard in sys.meta_path:
             sys.meta_path.remove(guard)
+        lock.release()
     return inst
+
+
+# The working directory relative to a target whose folder an update replaced, by target.
+_pending_cwd: dict = {}
+
+
+class _UpdateLock:
+    """An exclusive lock on the folder holding the target (POSIX ``flock`` on the folder
+    itself, so no lock file is left behind), so that two instances of a program never update
+    or clean up at once. Released on exit and, since Python opens descriptors close-on-exec,
+    by the restart. Where folders cannot be locked (Windows), it is a no-op."""
+
+    def __init__(self, target: str):
+        self.folder = os.path.dirname(os.path.abspath(target))
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> bool:
+        try:
+            import fcntl
+        except ImportError:
+            return True
+        try:
+            self.fd = os.open(self.folder, os.O_RDONLY)
+        except OSError:
+            return True  # cannot open the folder: nothing to lock with; the swap itself is safe
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def restart(argv: Optional[Sequence[str]] = None, *, strategy: Optional[str] = None,
@@ -217,7 +273,8 @@ def restart(argv: Optional[Sequence[str]] = None, *, strategy: Optional[str] = N
     """Re-execute this program afresh with ``argv`` (default ``sys.argv``); does not return.
     ``apply_update`` calls it; call it yourself after ``apply_update(..., restart=False)``."""
     inst = installation or find_installation()
-    _restart(inst, list(sys.argv if argv is None else argv), strategy or default_strategy(), None)
+    _restart(inst, list(sys.argv if argv is None else argv), strategy or default_strategy(),
+             _pending_cwd.get(inst.target))
 
 
 def _identity(inst: Installation) -> Tuple:
@@ -364,16 +421,18 @@ def cleanup_previous_update(installation: Optional[Installation] = None, *, rest
         return []
     from .patching import remove_stale_temporaries
     done: List[str] = []
-    journal = moveaside.sibling(inst.target, moveaside.JOURNAL_SUFFIX)
-    unfinished = inst.kind == ONEDIR and os.path.lexists(journal)
-    if unfinished:
-        prepare()
+    lock = _UpdateLock(inst.target)
+    if not lock.acquire():
+        return []  # another instance is updating or cleaning up right now; leave it to that one
     try:
         if inst.kind == ONEFILE:
             done += moveaside.finish_file(inst.target)
             if remove_stale_temporaries(inst.target):
                 done.append("removed temporary files an interrupted update left")
         else:
+            journal = moveaside.sibling(inst.target, moveaside.JOURNAL_SUFFIX)
+            if os.path.lexists(journal):
+                prepare()  # rolling forward replaces files this program may still import from
             done += moveaside.finish_folder(inst.target)
             staging = moveaside.sibling(inst.target, moveaside.NEW_SUFFIX)
             if os.path.lexists(staging) and not os.path.lexists(journal):
@@ -381,7 +440,10 @@ def cleanup_previous_update(installation: Optional[Installation] = None, *, rest
                     done.append(f"removed {staging}, left by an interrupted update")
     except (OSError, PyzpatchError) as exc:
         done.append(f"could not finish cleaning up: {exc}")
-    if unfinished and not os.path.lexists(journal) and restart_if_finished:
+    finally:
+        lock.release()
+    # Only a swap actually finished here leaves this process running a mix of old and new files.
+    if moveaside.ROLLED_FORWARD in done and restart_if_finished:
         for line in done:
             print(f"pyzpatch: {line}", file=sys.stderr)
         print("pyzpatch: restarting to run the completed update", file=sys.stderr)

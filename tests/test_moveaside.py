@@ -114,6 +114,11 @@ def test_file_by_file_swap_adds_removes_and_retypes(tmp_path):
     (new / "becomes-dir" / "inner.txt").write_text("inside\n")
     (old / "olddir").mkdir()
     (old / "olddir" / "x.txt").write_text("x\n")
+    (old / "gone" / "sub").mkdir(parents=True)  # a folder the new version drops, with its files
+    (old / "gone" / "a.dll").write_text("in use, perhaps\n")
+    (old / "gone" / "sub" / "b.dll").write_text("in use, perhaps\n")
+    (old / "Icon\r").write_text("a name ending in a carriage return\n")
+    (new / "Icon\r").write_text("changed\n")
     os.symlink("lib/same.txt", new / "olddir")
     (new / "app").write_text("#!/bin/sh\necho new\n")
     (new / "lib").chmod(0o750)
@@ -126,7 +131,9 @@ def test_file_by_file_swap_adds_removes_and_retypes(tmp_path):
     assert state(old) == state(new)
     assert os.stat(old / "lib" / "same.txt").st_ino == same_inode  # not touched
     trash = tmp_path / "old" / ".app.pyzpatch-old"
-    assert sorted(os.listdir(trash)) == ["app", "becomes-dir", "lib", "olddir"]
+    assert sorted(os.listdir(trash)) == ["Icon\r", "app", "becomes-dir", "gone", "lib", "olddir"]
+    # Old files are only ever renamed into the trash, never deleted (they may be in use).
+    assert (trash / "gone" / "a.dll").read_text() == (trash / "gone" / "sub" / "b.dll").read_text()
     done = selfupdate.cleanup_previous_update(inst, restart_if_finished=False)
     assert done and not trash.exists()
     assert sorted(os.listdir(tmp_path / "old")) == ["app"]
@@ -151,3 +158,42 @@ def test_stale_staged_files_are_removed_at_the_next_start(tmp_path, stale):
     inst = selfupdate.Installation("onefile", str(exe), str(exe))
     assert selfupdate.cleanup_previous_update(inst)
     assert exe.read_bytes() == b"current" and os.listdir(tmp_path) == ["prog"]
+
+
+def _immutable(path, on: bool) -> bool:
+    return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True).returncode == 0
+
+
+def test_old_files_still_in_use_do_not_block_the_next_update(tmp_path):
+    """On Windows the old process keeps its files while it waits for the new one, so the trash
+    cannot be emptied; a second update in that time must still work (here "in use" is made with
+    chattr +i, which even root cannot delete through)."""
+    versions = []
+    for v in range(3):
+        root = tmp_path / f"v{v}" / "app"
+        (root / "lib").mkdir(parents=True)
+        (root / "app").write_text(f"#!/bin/sh\necho {v}\n")
+        (root / "lib" / "core.dll").write_text(f"core {v}\n")
+        versions.append(root)
+    site = tmp_path / "site"
+    shutil.copytree(versions[0], site / "app", symlinks=True)
+    inst = selfupdate.Installation("onedir", str(site / "app" / "app"), str(site / "app"))
+    patches = []
+    for a, b in ((0, 1), (1, 2)):
+        patch = tmp_path / f"{a}-{b}.patch"
+        assert run_cli("make", versions[a], versions[b], "-o", patch).returncode == 0
+        patches.append(patch)
+    selfupdate.apply_update(patches[0], restart=False, strategy="windows", installation=inst)
+    in_use = site / ".app.pyzpatch-old" / "lib" / "core.dll"
+    if not _immutable(in_use, True):
+        pytest.skip("chattr +i is not available here")
+    try:
+        assert selfupdate.cleanup_previous_update(inst, restart_if_finished=False) == []
+        selfupdate.apply_update(patches[1], restart=False, strategy="windows", installation=inst)
+        assert state(site / "app") == state(versions[2])
+        with pytest.raises(selfupdate.AlreadyUpToDate):
+            selfupdate.apply_update(patches[1], restart=False, strategy="windows", installation=inst)
+    finally:
+        _immutable(in_use, False)
+    selfupdate.cleanup_previous_update(inst, restart_if_finished=False)
+    assert sorted(os.listdir(site)) == ["app"]

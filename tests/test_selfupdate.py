@@ -341,3 +341,91 @@ def test_an_interrupted_windows_swap_is_finished_by_the_next_start(selfapp_build
     assert proc.stdout.splitlines()[-2:] == ["selfapp version 2 args=['after-crash']", "working as version 2"]
     assert state(site.target) == state(site.v2)
     assert site.leftovers() == []
+
+
+def test_key_objects_from_cryptography_are_accepted_by_apply_update(hello_onefile, hello_v2_onefile, tmp_path):
+    """A fresh process passing a cryptography key object: turned into raw bytes before the
+    import guard goes up (reading it later would need an import the guard refuses)."""
+    assert run_cli("keygen", tmp_path / "k").returncode == 0
+    patch = tmp_path / "fix.patch"
+    assert run_cli("make", hello_onefile, hello_v2_onefile, "-o", patch, "--sign", tmp_path / "k").returncode == 0
+    shutil.copy2(hello_onefile, tmp_path / "hello")
+    code = f"""
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pyzpatch import ed25519, selfupdate
+raw = ed25519.public_key_from_pem(open({str(tmp_path / 'k.pub')!r}, 'rb').read())
+key = Ed25519PublicKey.from_public_bytes(raw)
+inst = selfupdate.find_installation({str(tmp_path / 'hello')!r}, '/tmp/_MEIkey')
+selfupdate.apply_update({str(patch)!r}, trusted_keys=[key], restart=False, installation=inst)
+print('updated')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.stdout.strip() == "updated", proc.stderr
+    assert sha256_file(tmp_path / "hello") == sha256_file(hello_v2_onefile)
+
+
+def test_restart_after_apply_without_restart_finds_the_new_folder(tmp_path):
+    """apply_update(restart=False) from inside the folder it replaces, then restart(): the new
+    program starts in the same place inside the new folder (the old one is gone)."""
+    versions = []
+    for v in (1, 2):
+        root = tmp_path / f"v{v}" / "app"
+        (root / "sub").mkdir(parents=True)
+        (root / "app").write_text(f"#!/bin/sh\necho version {v} in \"$(pwd)\"\n")
+        (root / "app").chmod(0o755)
+        versions.append(root)
+    site = tmp_path / "site" / "app"
+    shutil.copytree(versions[0], site, symlinks=True)
+    patch = tmp_path / "fix.patch"
+    assert run_cli("make", versions[0], versions[1], "-o", patch).returncode == 0
+    code = f"""
+import os
+from pyzpatch import selfupdate
+os.chdir({str(site / 'sub')!r})
+inst = selfupdate.Installation("onedir", {str(site / 'app')!r}, {str(site)!r})
+selfupdate.apply_update({str(patch)!r}, restart=False, installation=inst)
+selfupdate.restart(["app"], installation=inst)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"version 2 in {site / 'sub'}"
+
+
+def test_one_file_program_extracting_beside_itself_is_still_one_file(hello_onefile):
+    """--runtime-tmpdir can put the extraction folder inside the executable's own folder."""
+    inst = selfupdate.find_installation(str(hello_onefile), str(hello_onefile.parent / "_MEIabc123"))
+    assert (inst.kind, inst.target) == ("onefile", str(hello_onefile))
+
+
+def test_two_instances_never_update_at_once(hello_onefile, hello_v2_onefile, tmp_path):
+    """While one instance holds the update lock, another's update is refused and its start-up
+    clean-up leaves everything alone (the lock is a POSIX flock on the program's folder)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy2(hello_onefile, site / "hello")
+    (site / "hello.pyzpatch-new").write_bytes(b"being prepared by the other instance")
+    patch = tmp_path / "fix.patch"
+    assert run_cli("make", hello_onefile, hello_v2_onefile, "-o", patch).returncode == 0
+    inst = selfupdate.find_installation(str(site / "hello"), "/tmp/_MEIlock")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(site)!r}, os.O_RDONLY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert selfupdate.cleanup_previous_update(inst) == []
+        assert (site / "hello.pyzpatch-new").exists()
+        with pytest.raises(selfupdate.SelfUpdateError, match="another update") as info:
+            selfupdate.apply_update(patch, restart=False, installation=inst)
+        assert not info.value.installed and sha256_file(site / "hello") == sha256_file(hello_onefile)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert selfupdate.cleanup_previous_update(inst)
+    selfupdate.apply_update(patch, restart=False, installation=inst)
+    assert sha256_file(site / "hello") == sha256_file(hello_v2_onefile)
+    assert sorted(os.listdir(site)) == ["hello"]
