@@ -62,7 +62,7 @@ _NEEDED_MODULES = (
     "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
     "pyzpatch.formats.layout", "pyzpatch.formats.node",
     "bsdiff4", "lzma", "zlib", "hashlib", "ctypes", "shutil", "stat", "tempfile", "threading",
-    "queue", "subprocess", "time", "errno", "signal", "fcntl",
+    "queue", "subprocess", "time", "errno", "signal",
 )
 
 # Set by the PyInstaller bootloader (6.x: _PYI_*, 5.x: _MEIPASS2) to tell a process it is the
@@ -247,7 +247,7 @@ class _UpdateLock:
         self.fd: Optional[int] = None
 
     def acquire(self) -> bool:
-        try:
+        try:  # not in prepare()'s list: Windows has no fcntl (acquire runs before the guard)
             import fcntl
         except ImportError:
             return True
