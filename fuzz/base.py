@@ -4,6 +4,7 @@ zip, and runtime options, plus a patch to a changed version of it."""
 from __future__ import annotations
 
 import io
+import os
 import marshal
 import zipfile
 import zlib
@@ -55,3 +56,19 @@ def seed_body() -> bytes:
     encoder.data_delta(OLD, NEW, "")
     out = encoder.out
     return patchfile.join_body(Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)))
+
+
+def write_seeds(args, seeds: dict) -> None:
+    """Put ``seeds`` ({file name: bytes}) into each corpus folder named among a harness's
+    arguments (options and single input files are left alone), unless already there."""
+    import os
+
+    for folder in [a for a in args if not a.startswith("-")]:
+        if os.path.isfile(folder):
+            continue  # a single input to replay
+        os.makedirs(folder, exist_ok=True)
+        for name, blob in seeds.items():
+            path = os.path.join(folder, name)
+            if not os.path.exists(path):
+                with open(path, "wb") as fp:
+                    fp.write(blob)

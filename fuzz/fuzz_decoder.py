@@ -18,14 +18,7 @@ with atheris.instrument_imports():
 
 
 def main() -> None:
-    for folder in [a for a in sys.argv[1:] if not a.startswith("-")]:
-        if os.path.isfile(folder):
-            continue  # a single input to replay
-        os.makedirs(folder, exist_ok=True)
-        seed = os.path.join(folder, "seed-real-patch")
-        if not os.path.exists(seed):
-            with open(seed, "wb") as fp:
-                fp.write(base.seed_body())
+    base.write_seeds(sys.argv[1:], {"seed-real-patch": base.seed_body()})
     atheris.Setup(sys.argv, targets.decoder_target)
     atheris.Fuzz()
 

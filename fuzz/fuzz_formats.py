@@ -17,15 +17,7 @@ with atheris.instrument_imports():
 
 
 def main() -> None:
-    for folder in [a for a in sys.argv[1:] if not a.startswith("-")]:
-        if os.path.isfile(folder):
-            continue  # a single input to replay
-        os.makedirs(folder, exist_ok=True)
-        for seed_name, blob in (("seed-exe", base.OLD), ("seed-exe-new", base.NEW)):
-            path = os.path.join(folder, seed_name)
-            if not os.path.exists(path):
-                with open(path, "wb") as fp:
-                    fp.write(blob)
+    base.write_seeds(sys.argv[1:], {"seed-exe": base.OLD, "seed-exe-new": base.NEW})
     atheris.Setup(sys.argv, targets.formats_target)
     atheris.Fuzz()
 
