@@ -71,6 +71,31 @@ def test_describing_a_huge_reorder_is_cheap(tmp_path, how):
         describe_patch(patch)
 
 
+def test_describing_a_long_valid_order_builds_no_list(tmp_path):
+    """A runs order of 30 million children in one run is a few bytes; describing it must not
+    build a 30-million-item list (show only needs its length)."""
+    n = 30_000_000
+    w = Writer()
+    w.uint(4); w.uint(0); w.uint(0); w.uint(0)  # STRUCT exe, meta, 0 removed
+    w.uint(2); w.uint(n); w.uint(1)  # ORDER_RUNS: n children, one run (rank of 1 run: no bytes)
+    w.uint(0); w.uint(0)  # 0 added, 0 changed
+    patch = write_patch(tmp_path / "p", w.getvalue() + bytes(n // 8))
+    code = f"""
+import resource
+from pyzpatch import PyzpatchError
+from pyzpatch.patching import describe_patch
+try:
+    describe_patch({str(patch)!r})
+except PyzpatchError as exc:
+    print(exc.problem)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.splitlines()[-1]) < 200, proc.stdout  # a list would take over 1 GB
+
+
 def test_declared_size_is_tied_to_the_real_base(tmp_path):
     old = os.urandom(1 << 20)
     (tmp_path / "t").write_bytes(old)

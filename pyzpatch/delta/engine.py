@@ -570,8 +570,10 @@ class Decoder:
             raise self.ops.fail(f"{what} index out of order or range")
         return pos
 
-    def _order(self, count: Optional[int]) -> Optional[List[int]]:
-        """The new order of ``count`` kept children (count None when describing)."""
+    def _order(self, count: Optional[int]):
+        """The new order of ``count`` kept children: a list of old positions. When describing
+        (count None), the streams are walked the same way but only the length matters, so a
+        ``range`` stands in for the order: a count the patch chose never becomes a list."""
         ops = self.ops
         how = ops.uint()
         if how == ORDER_SAME:
@@ -584,6 +586,10 @@ class Decoder:
         if how == ORDER_LIST:
             if n > ops.remaining:
                 raise ops.fail("an order list longer than the patch")
+            if count is None:
+                for _ in range(n):
+                    ops.uint(n - 1)
+                return range(n)
             order = [ops.uint(n - 1) for _ in range(n)]
             if len(set(order)) != n:
                 raise ops.fail("an order list that is not a permutation")
@@ -604,6 +610,8 @@ class Decoder:
         ends = starts[1:] + [n]
         raw = ops.raw(permutation_bytes(n_runs))
         blocks = unrank_permutation(int.from_bytes(raw, "little"), n_runs)
+        if count is None:
+            return range(n)
         return [i for b in blocks for i in range(starts[b], ends[b])]
 
     def read_key(self, kind: str) -> str:

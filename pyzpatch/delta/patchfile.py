@@ -36,6 +36,7 @@ DIGEST_SIZE = 8
 # Largest body pyzpatch will decompress: patches carry decompressed module bytes, so a body can
 # exceed the new file's size, but not by this much.
 MAX_BODY_SIZE = 4 * 1024 ** 3
+_MIN_DICT_LOG, _MAX_DICT_LOG = 12, 26  # 4 KiB .. 64 MiB
 # What applying a patch may allocate in all (every piece it decodes, decompressed parts
 # included): 4 x the new size, and at least MIN_BUDGET. Decompressed parts can exceed the file
 # (23 MB of libpython sit compressed in a 16 MB executable), so the bound is generous.
@@ -55,7 +56,6 @@ def memory_budget(new_size: int) -> int:
 def max_new_size(base_size: int) -> int:
     """The largest result a patch may declare for a base of ``base_size`` bytes."""
     return MAX_GROWTH * base_size + MIN_BUDGET
-_MIN_DICT_LOG, _MAX_DICT_LOG = 12, 26  # 4 KiB .. 64 MiB
 
 
 @dataclass
