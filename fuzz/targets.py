@@ -56,9 +56,8 @@ def formats_target(data: bytes) -> None:
         except PyzpatchError:
             pass
     try:
-        kind = registry.sniff(data)
-        if kind:
-            node = registry.open_node(kind, data)
+        node = registry.open_any_node(data).value
+        if node is not None:
             for child in node.children:
                 if len(child.data) < 1 << 20:
                     child_content(child, child.key)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from .errors import FormatError, PyzpatchError
-from .formats import carchive, executable, pyz, ziparchive
+from .formats import carchive, executable, pyz, registry, ziparchive
 from .formats.carchive import CArchive
 from .formats.executable import Executable
 from .formats.pyz import Pyz
@@ -77,26 +77,28 @@ def sideload_pkg_path(exe_path: str) -> str:
     return base + ".pkg"
 
 
-def _is_onedir_executable(archive: CArchive) -> bool:
-    # A one-file archive carries the Python shared library itself; a one-folder one leaves it
-    # in the folder beside the executable.
-    return not any(e.name == archive.pylib for e in archive.entries if e.typecode == "b")
-
-
 def _open_file(path: str, bundle_path: str) -> Bundle:
     fb = FileBytes(path)
     try:
         data = fb.data
         if not len(data):
             raise PyzpatchError("file is empty", source=path)
-        if pyz.is_pyz(data):
-            model = pyz.parse(data)
-            return Bundle(bundle_path, PYZ, path, pyzs=[(os.path.basename(path), model)], _files=[fb])
-        if ziparchive.is_zip(data):
-            # A zip's end record ends the file; a PyInstaller executable ends with its archive
-            # or section headers. Bytes before the zip (an interpreter, a shebang) are its prefix.
-            return Bundle(bundle_path, ZIP, path, zip=ziparchive.parse(data), _files=[fb])
-        if executable.find_cookie(data) == -1 and executable.has_sideload_magic(data):
+        found = registry.recognize(data)
+        if found.kind == pyz.NODE_KIND:
+            return Bundle(bundle_path, PYZ, path, pyzs=[(os.path.basename(path), found.value)], _files=[fb])
+        if found.kind == ziparchive.NODE_KIND:
+            # Bytes before the zip (an interpreter, a shebang) are its prefix.
+            return Bundle(bundle_path, ZIP, path, zip=found.value, _files=[fb])
+        if found.kind == carchive.NODE_KIND:
+            bundle = Bundle(bundle_path, PKG, path, archive=found.value, _files=[fb])
+        elif found.kind == executable.NODE_KIND:
+            exe = found.value
+            kind = ONEFILE if carchive.embeds_python_library(exe.archive) else ONEDIR
+            bundle = Bundle(bundle_path, kind, path, executable=path, exe=exe, archive=exe.archive,
+                            archive_start=len(exe.head), _files=[fb])
+            if kind == ONEDIR:
+                bundle.folder = os.path.dirname(os.path.abspath(path))
+        elif executable.has_sideload_magic(data):
             pkg_path = sideload_pkg_path(path)
             if not os.path.isfile(pkg_path):
                 raise PyzpatchError(f"side-loaded executable, but its archive {os.path.basename(pkg_path)} "
@@ -105,17 +107,11 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
             inner.kind, inner.executable = SIDELOAD, path
             inner._files.append(fb)
             return inner
-        exe = executable.parse(data)
-        start = len(exe.head)
-        if start == 0 and not len(exe.tail):
-            kind, exe_path = PKG, None
+        elif found.rejected:
+            raise found.rejected[0][1]  # the most specific format whose magic it has
         else:
-            kind, exe_path = (ONEDIR if _is_onedir_executable(exe.archive) else ONEFILE), path
-        bundle = Bundle(bundle_path, kind, path, executable=exe_path, exe=exe if exe_path else None,
-                        archive=exe.archive, archive_start=start, _files=[fb])
-        if kind == ONEDIR:
-            bundle.folder = os.path.dirname(os.path.abspath(path))
-        bundle.pyzs = _load_pyzs(exe.archive)
+            raise FormatError("executable", "no PyInstaller archive cookie found; not a PyInstaller executable")
+        bundle.pyzs = _load_pyzs(bundle.archive)
         return bundle
     except PyzpatchError as exc:
         fb.close()

@@ -21,7 +21,7 @@ from typing import Iterable, List, Optional
 from .durable import fsync_path, remove_quietly
 from .errors import AlreadyAppliedError, FormatError, PyzpatchError
 from .faults import checkpoint
-from .formats import executable
+from .formats import executable, registry
 from .formats.node import flatten
 from .delta import patchfile
 from .delta.digest import content_digest
@@ -61,7 +61,7 @@ def _encode(old, new, whole_file: bool):
     else:
         encoder.data_delta(old, new, "")
     out = encoder.out
-    return Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)), encoder.changes
+    return Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)), encoder.changes, encoder.unstructured.get("")
 
 
 def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
@@ -88,19 +88,19 @@ def _make_patch(old_path, new_path) -> MadePatch:
             note = (f"built with different Pythons ({old_py // 100}.{old_py % 100} and "
                     f"{new_py // 100}.{new_py % 100}): used a whole-file diff")
         try:
-            body, changes = _encode(old.data, new.data, whole_file=note is not None)
+            body, changes, why_not = _encode(old.data, new.data, whole_file=note is not None)
         except FormatError as exc:
             raise exc.with_source(str(new_path))
         structural = body.ops[:1] in (bytes([STRUCT]), bytes([SAME]))
         if body.ops[:1] == bytes([SAME]):
             note = "the two files are identical"
         elif not structural and note is None:
-            note = "not a PyInstaller executable or zip archive: used a whole-file diff"
+            note = _why_whole_file(new.data, why_not)
         if structural:
             header.content_digest = content_digest(new.data)
         data = patchfile.encode(header, body)
         if structural and len(data) > max(_FALLBACK_CHECK_BYTES, len(new) // 50):
-            whole_body, _ = _encode(old.data, new.data, whole_file=True)
+            whole_body, _, _ = _encode(old.data, new.data, whole_file=True)
             whole_header = Header(header.old_size, header.old_sha256, header.new_size, header.new_sha256)
             whole = patchfile.encode(whole_header, whole_body)
             if len(whole) < len(data):
@@ -108,6 +108,16 @@ def _make_patch(old_path, new_path) -> MadePatch:
                 note = "the parts changed too much for structure to help: used a whole-file diff"
         _verify_in_memory(data, old.data, str(new_path))
         return MadePatch(data=data, header=header, changes=changes, structural=structural, note=note)
+
+
+def _why_whole_file(new, why_not: Optional[str]) -> str:
+    """The one line ``make`` prints when it could not use the files' structure. A file that
+    ``ls`` reads (some format recognises it) gets the reason; anything else is plain bytes."""
+    if executable.has_sideload_magic(new) and not executable.detect(new):
+        return "a side-loaded executable holds no archive (patch its .pkg or its folder): used a whole-file diff"
+    if registry.recognize(new).kind is None:
+        return "not a PyInstaller executable, archive or zip: used a whole-file diff"
+    return f"structure not used ({why_not}): used a whole-file diff"
 
 
 def _verify_in_memory(data: bytes, old, new_name: str) -> None:

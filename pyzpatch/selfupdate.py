@@ -121,12 +121,12 @@ def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str
 
 
 def _carries_python_library(exe: str) -> bool:
-    from .formats import executable
+    from .formats import carchive, executable, registry
     from .source import FileBytes
     try:
         with FileBytes(exe) as fb:
-            archive = executable.parse(fb.data).archive
-            return any(e.typecode == "b" and e.name == archive.pylib for e in archive.entries)
+            found = registry.recognize(fb.data)
+            return found.kind == executable.NODE_KIND and carchive.embeds_python_library(found.value.archive)
     except PyzpatchError:
         return False
 

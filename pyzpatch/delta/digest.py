@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 
-from ..errors import FormatError
 from ..formats import registry
 from ..formats.node import child_content
 from .patchfile import DIGEST_SIZE
@@ -24,13 +23,8 @@ def content_digest(buf) -> bytes:
 
 
 def _walk(buf, h, depth: int) -> None:
-    kind = registry.sniff(buf) if depth < _MAX_DEPTH else None
-    node = None
-    if kind is not None:
-        try:
-            node = registry.open_node(kind, buf)
-        except FormatError:
-            node = None
+    found = registry.open_any_node(buf) if depth < _MAX_DEPTH else registry.Recognition()
+    kind, node = found.kind, found.value
     if node is None:
         h.update(b"B%d:" % len(buf))
         h.update(hashlib.sha256(buf).digest())

@@ -19,7 +19,7 @@ from __future__ import annotations
 import lzma
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import bsdiff4.core
 
@@ -96,6 +96,22 @@ def rebuilds_exactly(node: Node, original) -> bool:
     return pos == len(original)
 
 
+def _open_pair(codec, old, new) -> Tuple[Node, Node]:
+    """Both versions opened as ``codec``'s containers, if each rebuilds to exactly its bytes;
+    else FormatError saying why not (``registry.recognize`` then tries the next format)."""
+    if not len(old) or not codec.detect(old):
+        raise FormatError("old version", f"is not a {codec.NODE_KIND}")
+    new_node = codec.open_node(new)
+    try:
+        old_node = codec.open_node(old)
+    except FormatError as exc:
+        raise FormatError("old version", exc.problem) from None
+    for node, original, which in ((new_node, new, "new"), (old_node, old, "old")):
+        if not rebuilds_exactly(node, original):
+            raise FormatError(f"{which} version", f"{codec.NODE_KIND} does not rebuild to the same bytes")
+    return old_node, new_node
+
+
 def changed_runs(old, new) -> Optional[List[Tuple[int, int]]]:
     """(offset, length) runs where equal-length ``old`` and ``new`` differ, or None if too many."""
     a, b = memoryview(old), memoryview(new)
@@ -162,6 +178,8 @@ class Encoder:
         self.out = Streams()
         self.changes: List[Change] = []
         self.depth = 0  # containers opened around the current position
+        # Why bytes that changed were diffed as bytes, by path ("" is the whole file).
+        self.unstructured: Dict[str, str] = {}
 
     # -- bytes ---------------------------------------------------------------------------
 
@@ -171,24 +189,22 @@ class Encoder:
         if same_bytes(old, new):
             ops.uint(SAME)
             return "same"
-        kind = registry.sniff(new) if self.depth < MAX_NESTING else None
-        if kind is not None and len(old) and registry.sniff(old) == kind:
-            try:
-                old_node = registry.open_node(kind, old)
-                new_node = registry.open_node(kind, new)
-                usable = rebuilds_exactly(new_node, new) and rebuilds_exactly(old_node, old)
-            except FormatError:
-                usable = False
-            if usable:
-                ops.uint(STRUCT)
-                ops.uint(registry.KINDS.index(kind))
-                self.depth += 1
-                try:
-                    self.node_delta(old_node, new_node, path)
-                finally:
-                    self.depth -= 1
-                return "struct"
-        return self.bytes_delta(old, new)
+        if self.depth >= MAX_NESTING:
+            self.unstructured[path] = f"containers nested more than {MAX_NESTING} deep"
+            return self.bytes_delta(old, new)
+        found = registry.recognize(new, lambda codec, data: _open_pair(codec, old, data))
+        if found.kind is None:
+            self.unstructured[path] = found.reason
+            return self.bytes_delta(old, new)
+        old_node, new_node = found.value
+        ops.uint(STRUCT)
+        ops.uint(registry.wire_id(found.kind))
+        self.depth += 1
+        try:
+            self.node_delta(old_node, new_node, path)
+        finally:
+            self.depth -= 1
+        return "struct"
 
     def bytes_delta(self, old, new) -> str:
         ops, out = self.out.ops, self.out
@@ -417,10 +433,10 @@ class Decoder:
         if op == BSDIFF:
             return self._bsdiff(old)
         if op == STRUCT:
-            kind_index = ops.uint()
-            if kind_index >= len(registry.KINDS):
-                raise ops.fail(f"unknown container kind {kind_index}")
-            kind = registry.KINDS[kind_index]
+            kind_id = ops.uint()
+            kind = registry.kind_of_wire_id(kind_id)
+            if kind is None:
+                raise ops.fail(f"unknown container kind {kind_id}")
             if self.depth >= MAX_NESTING:
                 raise ops.fail(f"containers nested more than {MAX_NESTING} deep")
             self.depth += 1

@@ -61,6 +61,21 @@ class CArchive:
         return self.pylib_name.rstrip(b"\0").decode("utf-8", "replace")
 
 
+def detect(buf) -> bool:
+    """Is ``buf`` a bare CArchive: a cookie in its last bytes whose length field is the whole of
+    ``buf``? (An executable also ends with the cookie on Windows and macOS, but its archive is
+    shorter than the file.)"""
+    if len(buf) < COOKIE.size or bytes(buf[-COOKIE.size:-COOKIE.size + 8]) != MAGIC:
+        return False
+    return struct.unpack_from("!I", buf, len(buf) - COOKIE.size + 8)[0] == len(buf)
+
+
+def embeds_python_library(archive: "CArchive") -> bool:
+    """Does the archive carry the Python shared library itself? A one-file build's does; a
+    one-folder build's leaves it in the folder beside the executable."""
+    return any(e.typecode == "b" and e.name == archive.pylib for e in archive.entries)
+
+
 def entry_content(entry: CEntry) -> bytes:
     """The entry's bytes as the bootloader extracts them (decompressed when stored compressed)."""
     if entry.compressed:
@@ -167,7 +182,12 @@ def build(archive: CArchive) -> bytes:
 # --- the generic shape for the diff engine (see node.py) ----------------------------------
 
 NODE_KIND = "carchive"
+WIRE_ID = 1  # written into patches (docs/patch-format.md): never change or reuse
 LEVEL = 9  # PyInstaller's CArchiveWriter compresses entries with zlib level 9
+
+
+def open_node(buf) -> Node:
+    return to_node(parse(buf))
 
 
 def to_node(model: CArchive) -> Node:

@@ -37,6 +37,11 @@ def find_cookie(buf) -> int:
     return _rfind(buf, MAGIC)
 
 
+def detect(buf) -> bool:
+    """Does ``buf`` hold a PyInstaller archive cookie anywhere (as the bootloader scans for it)?"""
+    return find_cookie(buf) != -1
+
+
 def has_sideload_magic(buf) -> bool:
     return _rfind(buf, SIDELOAD_MAGIC) != -1
 
@@ -94,10 +99,11 @@ def build(exe: Executable) -> bytes:
 # opens in turn. The head holds the bootloader, the tail ELF section headers or a signature.
 
 NODE_KIND = "exe"
+WIRE_ID = 0  # written into patches (docs/patch-format.md): never change or reuse
 NODE_KEYS = ("head", "archive", "tail")
 
 
-def to_node(buf) -> Node:
+def open_node(buf) -> Node:
     """A node straight from the file's bytes: the archive child is a zero-copy slice."""
     view = memoryview(buf)
     start, end = locate_archive(buf)

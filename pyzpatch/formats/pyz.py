@@ -64,8 +64,9 @@ def module_content(entry: PyzEntry) -> bytes:
     return inflate(entry.data, f"PYZ module {entry.name!r}")
 
 
-def is_pyz(buf) -> bool:
-    return bytes(buf[:4]) == MAGIC
+def detect(buf) -> bool:
+    """Does ``buf`` start like a PYZ archive?"""
+    return len(buf) >= 12 and bytes(buf[:4]) == MAGIC
 
 
 def parse(buf) -> Pyz:
@@ -150,6 +151,7 @@ def build(pyz: Pyz) -> bytes:
 # --- the generic shape for the diff engine (see node.py) ----------------------------------
 
 NODE_KIND = "pyz"
+WIRE_ID = 2  # written into patches (docs/patch-format.md): never change or reuse
 LEVEL = 6  # PyInstaller's ZlibArchiveWriter compresses modules with zlib level 6
 
 
@@ -162,6 +164,10 @@ def _style_from_wire(value) -> TocStyle:
     list_ref, str_ref, str_interned, small_int_ref, last_row_ref, exceptions = value
     return TocStyle(list_ref, str_ref, str_interned, small_int_ref, last_row_ref,
                     tuple((str(n), bool(i), bool(f)) for n, i, f in exceptions))
+
+
+def open_node(buf) -> Node:
+    return to_node(parse(buf))
 
 
 def to_node(model: Pyz) -> Node:

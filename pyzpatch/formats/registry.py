@@ -1,54 +1,111 @@
-"""The diff engine's only door into the formats: recognise a container, open it as a Node,
-and turn a Node back into (lazy) bytes. Adding a format means adding it here, nowhere else."""
+"""The one place that decides what a file is.
+
+``FORMATS`` is an ordered table. Each codec owns its detection (``detect``: a cheap look at
+magic numbers), its parsing (``parse`` into a model, for ``ls`` and ``extract``; ``open_node``
+into the generic node the diff engine sees) and its rebuilding (``from_node``/``iter_build``).
+Each has a fixed ``WIRE_ID`` that patches record; ids are listed in docs/patch-format.md and
+never change or get reused, whatever order the table is in.
+
+Recognition tries every format whose ``detect`` accepts the bytes, in table order, and falls
+through to the next when parsing fails, so that bytes that look like one format but are another
+(a Windows or macOS executable ends with a CArchive cookie, as a bare CArchive does; a stored zip
+may contain cookie bytes) end up as what they are. ``ls``/``extract``, ``make``/``apply``, the
+content digest and ``selfupdate`` all recognise files through ``recognize`` here.
+
+Adding a format means writing its codec and adding it to ``FORMATS``; nothing else changes.
+"""
 from __future__ import annotations
 
 import struct
-from typing import Optional
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable, List, Optional, Tuple
 
 from ..errors import FormatError
 from . import carchive, executable, pyz, ziparchive
 from .node import LazyBlob, Node
 
-_CODECS = {
-    executable.NODE_KIND: executable,
-    carchive.NODE_KIND: carchive,
-    pyz.NODE_KIND: pyz,
-    ziparchive.NODE_KIND: ziparchive,
-}
-KINDS = tuple(_CODECS)
+# Tried in this order: formats anchored at a fixed place first, the scan for a cookie last.
+FORMATS: Tuple[ModuleType, ...] = (
+    pyz,         # "PYZ\0" at the start
+    carchive,    # a cookie at the very end whose length field is the whole file
+    ziparchive,  # an end record reaching exactly to the end of the file
+    executable,  # a cookie anywhere: head | archive | tail (ELF, PE, Mach-O, or bare)
+)
+
+_BY_KIND = {codec.NODE_KIND: codec for codec in FORMATS}
+_BY_WIRE_ID = {codec.WIRE_ID: codec for codec in FORMATS}
+assert len(_BY_WIRE_ID) == len(FORMATS), "two formats share a wire id"
+
+
+@dataclass
+class Recognition:
+    """What ``recognize`` found: the format that opened the bytes (None: plain bytes), what it
+    opened them into, and why each earlier candidate was turned down."""
+
+    kind: Optional[str] = None
+    value: object = None
+    rejected: List[Tuple[str, FormatError]] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """Why no format (or no earlier format) took the bytes, in one line."""
+        if not self.rejected:
+            return "no known format's magic numbers"
+        return "; ".join(f"as {kind}: {err.problem}" for kind, err in self.rejected)
+
+
+def candidates(buf) -> List[str]:
+    """The kinds whose detection accepts ``buf``, in the order they are tried."""
+    return [codec.NODE_KIND for codec in FORMATS if codec.detect(buf)]
+
+
+def recognize(buf, opener: Callable[[ModuleType, object], object] = None,
+              kinds: Optional[List[str]] = None) -> Recognition:
+    """Open ``buf`` as the first candidate format that parses it. ``opener(codec, buf)`` says
+    what opening means (default: the codec's model, ``codec.parse``); ``kinds`` restricts the
+    candidates (to those another version of the file also has, say)."""
+    opener = opener or (lambda codec, data: codec.parse(data))
+    found = Recognition()
+    for kind in candidates(buf):
+        if kinds is not None and kind not in kinds:
+            continue
+        try:
+            found.value = opener(_BY_KIND[kind], buf)
+        except FormatError as exc:
+            found.rejected.append((kind, exc))
+            continue
+        found.kind = kind
+        return found
+    return found
+
+
+def open_any_node(buf) -> Recognition:
+    """``recognize`` for the diff engine: the value is a generic Node."""
+    return recognize(buf, lambda codec, data: codec.open_node(data))
+
+
+def wire_id(kind: str) -> int:
+    return _BY_KIND[kind].WIRE_ID
+
+
+def kind_of_wire_id(value: int) -> Optional[str]:
+    codec = _BY_WIRE_ID.get(value)
+    return codec.NODE_KIND if codec else None
 
 
 def known_keys(kind: str) -> tuple:
     """Child keys a kind always uses, which a patch may name by index (one byte) instead."""
-    return getattr(_CODECS.get(kind), "NODE_KEYS", ())
-
-
-def sniff(buf) -> Optional[str]:
-    """The container kind ``buf`` holds, judged by its magic numbers, or None for plain bytes."""
-    if len(buf) < 12:
-        return None
-    if pyz.is_pyz(buf):
-        return pyz.NODE_KIND
-    if bytes(buf[-carchive.COOKIE.size:-carchive.COOKIE.size + 8]) == carchive.MAGIC:
-        return carchive.NODE_KIND
-    if executable.find_cookie(buf) != -1:
-        return executable.NODE_KIND
-    if ziparchive.is_zip(buf):
-        return ziparchive.NODE_KIND
-    return None
+    return getattr(_BY_KIND.get(kind), "NODE_KEYS", ())
 
 
 def open_node(kind: str, buf) -> Node:
-    """Parse ``buf`` as a container of ``kind``. Raises FormatError when it is not one, or not
-    one this codec can take apart and rebuild exactly."""
-    if kind == executable.NODE_KIND:
-        node = executable.to_node(buf)
-    elif kind in _CODECS:
-        codec = _CODECS[kind]
-        node = codec.to_node(codec.parse(buf))
-    else:
+    """Parse ``buf`` as a container of ``kind`` (named by a patch). Raises FormatError when it is
+    not one, or not one this codec can take apart and rebuild exactly."""
+    codec = _BY_KIND.get(kind)
+    if codec is None:
         raise FormatError("patch", f"unknown container kind {kind!r}")
-    return node
+    return codec.open_node(buf)
 
 
 # What a codec raises when a node's meta or attrs are not what it wrote: the node came from a
@@ -58,7 +115,7 @@ _MALFORMED = (struct.error, TypeError, ValueError, KeyError, IndexError, Overflo
 
 def build_node(node: Node) -> LazyBlob:
     """The node's bytes, lazily: nothing is built until the blob's chunks are read."""
-    codec = _CODECS.get(node.kind)
+    codec = _BY_KIND.get(node.kind)
     if codec is None:
         raise FormatError("patch", f"unknown container kind {node.kind!r}")
     try:

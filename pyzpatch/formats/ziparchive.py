@@ -81,7 +81,8 @@ def find_eocd(buf) -> int:
     return -1
 
 
-def is_zip(buf) -> bool:
+def detect(buf) -> bool:
+    """Does ``buf`` end with a zip end record (and its comment)?"""
     return len(buf) >= EOCD.size and find_eocd(buf) != -1
 
 
@@ -204,6 +205,11 @@ def build(archive: ZipArchive) -> bytes:
 # --- the generic shape for the diff engine (see node.py) ----------------------------------
 
 NODE_KIND = "zip"
+WIRE_ID = 3  # written into patches (docs/patch-format.md): never change or reuse
+
+
+def open_node(buf) -> Node:
+    return to_node(parse(buf))
 
 
 def to_node(model: ZipArchive) -> Node:
