@@ -100,15 +100,15 @@ def _open_pair(codec, old, new) -> Tuple[Node, Node]:
     """Both versions opened as ``codec``'s containers, if each rebuilds to exactly its bytes;
     else FormatError saying why not (``registry.recognize`` then tries the next format)."""
     if not len(old) or not codec.detect(old):
-        raise FormatError("old version", f"is not a {codec.NODE_KIND}")
+        raise FormatError("the old version", f"is not a {codec.TITLE}")
     new_node = codec.open_node(new)
     try:
         old_node = codec.open_node(old)
     except FormatError as exc:
-        raise FormatError("old version", exc.problem) from None
+        raise FormatError("the old version", exc.problem) from None
     for node, original, which in ((new_node, new, "new"), (old_node, old, "old")):
         if not rebuilds_exactly(node, original):
-            raise FormatError(f"{which} version", f"{codec.NODE_KIND} does not rebuild to the same bytes")
+            raise FormatError(f"the {which} version", f"the {codec.TITLE} does not rebuild to the same bytes")
     return old_node, new_node
 
 

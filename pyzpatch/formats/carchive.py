@@ -183,6 +183,7 @@ def build(archive: CArchive) -> bytes:
 
 NODE_KIND = "carchive"
 WIRE_ID = 1  # written into patches (docs/patch-format.md): never change or reuse
+TITLE = "CArchive"  # what the kind is called in messages
 LEVEL = 9  # PyInstaller's CArchiveWriter compresses entries with zlib level 9
 
 

@@ -100,6 +100,7 @@ def build(exe: Executable) -> bytes:
 
 NODE_KIND = "exe"
 WIRE_ID = 0  # written into patches (docs/patch-format.md): never change or reuse
+TITLE = "PyInstaller executable"  # what the kind is called in messages
 NODE_KEYS = ("head", "archive", "tail")
 
 

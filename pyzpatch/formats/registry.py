@@ -52,7 +52,7 @@ class Recognition:
         """Why no format (or no earlier format) took the bytes, in one line."""
         if not self.rejected:
             return "no known format's magic numbers"
-        return "; ".join(f"as {kind}: {err.problem}" for kind, err in self.rejected)
+        return "; ".join(err.problem for _, err in self.rejected)
 
 
 def candidates(buf) -> List[str]:
@@ -83,6 +83,10 @@ def recognize(buf, opener: Callable[[ModuleType, object], object] = None,
 def open_any_node(buf) -> Recognition:
     """``recognize`` for the diff engine: the value is a generic Node."""
     return recognize(buf, lambda codec, data: codec.open_node(data))
+
+
+def title(kind: str) -> str:
+    return _BY_KIND[kind].TITLE
 
 
 def wire_id(kind: str) -> int:

@@ -206,6 +206,7 @@ def build(archive: ZipArchive) -> bytes:
 
 NODE_KIND = "zip"
 WIRE_ID = 3  # written into patches (docs/patch-format.md): never change or reuse
+TITLE = "zip archive"  # what the kind is called in messages
 
 
 def open_node(buf) -> Node:
