@@ -416,7 +416,7 @@ def _macho_slice(view, base: int, limit: int, label: str) -> _Slice:
     overruns = []
 
     def region(offset: int, length: int, what: str) -> Tuple[int, int]:
-        if offset > r.size or length > r.size - offset:
+        if length and (offset > r.size or length > r.size - offset):
             overruns.append(what)
         return base + offset, base + offset + length
 
