@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
 from .errors import FormatError, PyzpatchError
-from .formats import carchive, executable, pyz, registry, ziparchive
+from .formats import binary, carchive, executable, pyz, registry, ziparchive
+from .formats.binary import BinaryLayout
 from .formats.carchive import CArchive
 from .formats.executable import Executable
 from .formats.pyz import Pyz
@@ -43,6 +44,8 @@ class Bundle:
     pyzs: List[Tuple[str, Pyz]] = field(default_factory=list)  # (name of the CArchive entry, model)
     zip: Optional[ZipArchive] = None  # a zip file, zipapp, or interpreter with a zip appended
     archive_start: int = 0  # offset of the CArchive in archive_file
+    # How the executable around the archive is laid out (ELF, PE, Mach-O; signed or not).
+    layout: Optional[BinaryLayout] = None
     _files: List[FileBytes] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -94,8 +97,9 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
         elif found.kind == executable.NODE_KIND:
             exe = found.value
             kind = ONEFILE if carchive.embeds_python_library(exe.archive) else ONEDIR
+            start, end = len(exe.head), len(data) - len(exe.tail)
             bundle = Bundle(bundle_path, kind, path, executable=path, exe=exe, archive=exe.archive,
-                            archive_start=len(exe.head), _files=[fb])
+                            archive_start=start, layout=binary.inspect(data, start, end), _files=[fb])
             if kind == ONEDIR:
                 bundle.folder = os.path.dirname(os.path.abspath(path))
         elif executable.has_sideload_magic(data):
@@ -105,6 +109,7 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
                                     f"is not beside it", source=path)
             inner = _open_file(pkg_path, bundle_path)
             inner.kind, inner.executable = SIDELOAD, path
+            inner.layout = replace(binary.inspect(data, len(data), len(data)), placement=binary.SIDELOADED)
             inner._files.append(fb)
             return inner
         elif found.rejected:

@@ -254,7 +254,9 @@ def show(
         typer.echo(f"  signed by key {desc['signed_by_key']} (checked only by apply --trust)")
     else:
         typer.echo("  not signed")
-    if not desc["structural"]:
+    if desc["structural"]:
+        typer.echo("  structural: each changed part is named below")
+    else:
         typer.echo("  whole-file diff (no structure used)")
     leaf = [c for c in desc["changes"] if not c["container"]]
     _print_changes(leaf)

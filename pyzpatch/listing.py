@@ -98,6 +98,11 @@ def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
         "executable": bundle.executable,
         "archive_file": bundle.archive_file,
     }
+    if bundle.layout is not None:
+        lay = bundle.layout
+        out["layout"] = {"title": lay.title, "system": lay.system, "placement": lay.placement,
+                         "arches": list(lay.arches), "fat": lay.fat, "signed": lay.signed,
+                         "signature": lay.signature, "notes": list(lay.notes)}
     if bundle.archive is not None:
         archive = bundle.archive
         entries = []
@@ -161,6 +166,11 @@ def _table(headers: List[str], rows: List[List[str]], right: Sequence[int], inde
 def render_text(desc: dict) -> str:
     """The listing as an aligned text tree for people."""
     lines = [f"{desc['path']}: {KIND_TITLES[desc['kind']]}"]
+    layout = desc.get("layout")
+    if layout:
+        lines.append(f"  layout: {layout['title']}")  # type: ignore[index]
+        if layout["signature"]:  # type: ignore[index]
+            lines.append(f"  signature: {layout['signature']}")  # type: ignore[index]
     archive: Optional[dict] = desc.get("archive")  # type: ignore[assignment]
     if archive:
         lines.append(

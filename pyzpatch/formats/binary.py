@@ -33,6 +33,7 @@ UNKNOWN = "unknown"
 ELF_SECTION = "elf-section"
 APPENDED = "appended"
 BARE = "bare"
+SIDELOADED = "side-loaded"  # set by the caller: the archive is in NAME.pkg beside the file
 
 PYDATA_SECTION = b"pydata"
 
@@ -105,6 +106,8 @@ class BinaryLayout:
             where = "archive in section pydata"
         elif self.placement == APPENDED:
             where = "archive appended inside __LINKEDIT" if NOTE_LINKEDIT in self.notes else "archive appended"
+        elif self.placement == SIDELOADED:
+            where = "archive side-loaded from the .pkg beside it"
         elif self.placement == BARE:
             where = "bare archive (no executable around it)"
             return where
