@@ -178,3 +178,76 @@ def archive_files(build_path: Path) -> list:
         return [exe]
     pkg = build_path.with_suffix(".pkg")
     return [pkg] if pkg.exists() else [build_path]
+
+
+# --- Windows and macOS executables assembled from the Linux builds (fixtures/platforms.py) ---
+
+from fixtures import platforms as _platforms  # noqa: E402
+
+PLATFORM_VERSIONS = ("6.22.3", "5.13.2")
+
+
+@pytest.fixture(scope="session")
+def platform_wheels() -> Path:
+    """The directory of PyInstaller's Windows and macOS wheels, which the test install step
+    downloads (python fixtures/build.py --platform-wheels); tests never download them."""
+    missing = _platforms.missing_wheels(PLATFORM_VERSIONS)
+    if missing:
+        names = ", ".join(f"pyinstaller {version} {tag}" for version, tag in missing)
+        if os.environ.get("PYZPATCH_ALLOW_NO_PLATFORM_WHEELS"):
+            pytest.skip(f"PyInstaller platform wheels not installed ({names}; "
+                        "PYZPATCH_ALLOW_NO_PLATFORM_WHEELS set)")
+        pytest.fail(f"PyInstaller platform wheels missing from {_platforms.WHEELS_DIR} ({names}): "
+                    "run the test install step from README.md (python fixtures/build.py --platform-wheels)")
+    return _platforms.WHEELS_DIR
+
+
+@pytest.fixture(scope="session")
+def platform_build(platform_wheels):
+    """``make(source, layout, pyi_version="6.22.3") -> Path``: fixtures.platforms.build_platform
+    (cached by content): a Windows or macOS executable assembled from the Linux build ``source``."""
+
+    def make(source, layout: str, pyi_version: str = "6.22.3") -> Path:
+        return _platforms.build_platform(source, layout, pyi_version)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def hello_v2_pyi5(pyi5_python) -> Path:
+    return build(variant(HELLO_APP, HELLO_V2), "onefile", name="hello", python=pyi5_python)
+
+
+@pytest.fixture(scope="session")
+def hello_v2_pyi5_onedir(pyi5_python) -> Path:
+    return build(variant(HELLO_APP, HELLO_V2), "onedir", name="hello", python=pyi5_python)
+
+
+def _platform_pairs(make, version, onefile, onedir) -> dict:
+    return {layout: tuple(make(src, layout, version) for src in (onedir if layout == "win-onedir" else onefile))
+            for layout in _platforms.LAYOUTS}
+
+
+@pytest.fixture(scope="session")
+def platform_pairs_pyi6(platform_build, hello_onefile, hello_v2_onefile, hello_onedir, hello_v2_onedir) -> dict:
+    """{layout: (hello v1, hello v2)} for every platform layout, PyInstaller 6.22.3."""
+    return _platform_pairs(platform_build, "6.22.3", (hello_onefile, hello_v2_onefile),
+                           (hello_onedir, hello_v2_onedir))
+
+
+@pytest.fixture(scope="session")
+def platform_pairs_pyi5(platform_build, hello_pyi5, hello_v2_pyi5, hello_pyi5_onedir, hello_v2_pyi5_onedir) -> dict:
+    """{layout: (hello v1, hello v2)} for every platform layout, PyInstaller 5.13.2 (Linux builds
+    made with PyInstaller 5.13, bootloaders of the 5.13.2 wheels)."""
+    return _platform_pairs(platform_build, "5.13.2", (hello_pyi5, hello_v2_pyi5),
+                           (hello_pyi5_onedir, hello_v2_pyi5_onedir))
+
+
+@pytest.fixture(scope="session")
+def platform_pairs(platform_pairs_pyi6, platform_pairs_pyi5) -> dict:
+    """{(layout, pyinstaller version): (hello v1, hello v2)} for every layout and both versions.
+    A result is ``NAME.exe`` (win-onefile, win-onefile-signed), the folder ``NAME/`` holding
+    ``NAME.exe`` and the rest of the Linux folder (win-onedir) or ``NAME`` (mac-onefile-*)."""
+    pairs = {(layout, "6.22.3"): pair for layout, pair in platform_pairs_pyi6.items()}
+    pairs.update({(layout, "5.13.2"): pair for layout, pair in platform_pairs_pyi5.items()})
+    return pairs
