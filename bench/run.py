@@ -1,6 +1,6 @@
 """Benchmark of pyzpatch against whole-file bsdiff4, lzma and a plain copy.
 
-    python bench/run.py [--quick] [--scenarios a,b] [--modes onefile,onedir] [--no-docs]
+    python bench/run.py [--quick] [--scenarios a,b] [--modes onefile,onedir,win,...] [--no-docs]
 
 Builds each scenario's old and new executable with PyInstaller (cached by content in
 .cache/fixtures/; variant app directories live in .cache/bench/variants/), then, for one-file
@@ -11,6 +11,16 @@ and one-folder builds (for one-folder, only the executable dist/NAME/NAME), meas
 * apply: pyzpatch apply_patch against copying the file (shutil.copyfile + os.fsync of the
   copy), time, and apply's peak memory; and that the patched file is the new build, byte for
   byte (SHA-256).
+
+Platform modes (only in the scenarios that list them in Scenario.platform_modes): the Linux
+build is turned into a Windows or macOS executable by fixtures/platforms.py (assembled as
+PyInstaller's EXE.assemble does, from the bootloaders of PyInstaller's platform wheels; cached
+in .cache/bench/platforms/): win (win-onefile), win-signed (win-onefile-signed), win-onedir
+(NAME.exe of the win-onedir folder, from the one-folder build), mac (mac-onefile-x86_64),
+mac-universal2 (mac-onefile-universal2). They cannot run here: no smoke run; apply is checked
+byte for byte against the assembled new file like every other row. Each platform row is also
+compared with the Linux row it was made from (patch size, make time), and a platform patch
+that is not structural is a failure (the layout was not recognised).
 
 Every operation runs in a fresh worker process (bench/worker.py): times are taken inside the
 worker around the operation only, peak memory is the worker's ru_maxrss from os.wait4. Times
@@ -31,6 +41,7 @@ import platform
 import resource
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -42,6 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from fixtures.build import BIGAPP_APP, HELLO_APP, build  # noqa: E402
+from fixtures.platforms import build_platform  # noqa: E402
 
 BENCH_CACHE = REPO / ".cache" / "bench"
 VARIANTS = BENCH_CACHE / "variants"
@@ -53,7 +65,23 @@ WORKER = REPO / "bench" / "worker.py"
 LAUNCHER = REPO / "bench" / "launcher.py"
 DOCS = REPO / "docs"
 
-MODES = ("onefile", "onedir")
+LINUX_MODES = ("onefile", "onedir")
+# Platform mode -> (the Linux mode it is assembled from, fixtures/platforms.py layout).
+PLATFORM_MODES = {
+    "win": ("onefile", "win-onefile"),
+    "win-signed": ("onefile", "win-onefile-signed"),
+    "win-onedir": ("onedir", "win-onedir"),
+    "mac": ("onefile", "mac-onefile-x86_64"),
+    "mac-universal2": ("onefile", "mac-onefile-universal2"),
+}
+MODES = LINUX_MODES + tuple(PLATFORM_MODES)
+# The PyInstaller version whose platform wheel provides the Windows/macOS bootloaders.
+PLATFORM_PYI = "6.22.3"
+PLATFORMS_CACHE = BENCH_CACHE / "platforms"
+# Platform targets, against the Linux row of the same scenario: patch size within this many
+# bytes (plus, for win-signed, the new file's certificate table) and make time ratio at most.
+PLATFORM_SIZE_SLACK = 64
+PLATFORM_MAKE_RATIO = 1.25
 MiB = 1024 * 1024
 
 # The dependency scenario: a pure-Python package at two versions.
@@ -77,9 +105,15 @@ class BuildSpec:
     env: Optional[Dict[str, str]] = None
 
     def build(self, mode: str) -> Path:
-        """Build (cached) and return the executable: for onedir, dist/NAME/NAME."""
-        out = build(self.app_dir, mode, name=self.name, extra_args=self.extra_args, env=self.env)
-        return out / self.name if mode == "onedir" else out
+        """Build (cached) and return the executable: for onedir, dist/NAME/NAME; for a platform
+        mode, the Linux build and then the Windows/macOS file assembled from it (for win-onedir,
+        NAME.exe inside the NAME/ folder)."""
+        linux_mode, layout = PLATFORM_MODES.get(mode, (mode, None))
+        out = build(self.app_dir, linux_mode, name=self.name, extra_args=self.extra_args, env=self.env)
+        if layout is None:
+            return out / self.name if mode == "onedir" else out
+        result = build_platform(out, layout, PLATFORM_PYI, cache_dir=PLATFORMS_CACHE)
+        return result / (self.name + ".exe") if layout == "win-onedir" else result
 
 
 @dataclass
@@ -87,6 +121,10 @@ class Scenario:
     name: str
     title: str
     prepare: Callable[[], tuple]  # -> (old BuildSpec, new BuildSpec)
+    platform_modes: tuple = ()  # the platform modes (PLATFORM_MODES) this scenario is measured in
+
+    def modes(self, chosen) -> list:
+        return [m for m in chosen if m in LINUX_MODES or m in self.platform_modes]
 
 
 def _replace_once(path: Path, old: str, new: str) -> None:
@@ -250,13 +288,16 @@ def prep_unrelated():
 
 
 SCENARIOS = [
-    Scenario("hello-string", "two-file program, printed string changed", prep_hello_string),
-    Scenario("one-function", "one function edited in the middle of engine.py", prep_one_function),
+    Scenario("hello-string", "two-file program, printed string changed", prep_hello_string,
+             tuple(PLATFORM_MODES)),
+    Scenario("one-function", "one function edited in the middle of engine.py", prep_one_function,
+             tuple(PLATFORM_MODES)),
     Scenario("one-function-seeded", "the same edit, both built with PYTHONHASHSEED=0",
              prep_one_function_seeded),
     Scenario("add-remove", "one module added, one removed", prep_add_remove),
     Scenario("entry-script", "entry-point script changed", prep_entry_script),
-    Scenario("dependency", "%s %s -> %s" % (DEP_PACKAGE, DEP_OLD, DEP_NEW), prep_dependency),
+    Scenario("dependency", "%s %s -> %s" % (DEP_PACKAGE, DEP_OLD, DEP_NEW), prep_dependency,
+             tuple(PLATFORM_MODES)),
     Scenario("unchanged", "unchanged rebuild of bigapp", prep_unchanged),
     Scenario("unrelated", "unrelated executables: hello -> bigapp", prep_unrelated),
 ]
@@ -346,10 +387,28 @@ def smoke_run(exe: Path) -> dict:
             "stderr_tail": (proc.stderr or "").strip().splitlines()[-5:]}
 
 
+def pe_security_dir(path: Path) -> tuple:
+    """(file offset, size) of a PE file's certificate table: data directory 4
+    (IMAGE_DIRECTORY_ENTRY_SECURITY) of the optional header; (0, 0) when unsigned."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    (e_lfanew,) = struct.unpack_from("<I", head, 0x3C)
+    if head[:2] != b"MZ" or head[e_lfanew:e_lfanew + 4] != b"PE\0\0":
+        raise ValueError("%s is not a PE file" % path)
+    opt = e_lfanew + 4 + 20  # PE signature, COFF file header
+    (magic,) = struct.unpack_from("<H", head, opt)
+    dirs = opt + {0x20B: 112, 0x10B: 96}[magic]  # PE32+ / PE32
+    return struct.unpack_from("<II", head, dirs + 4 * 8)
+
+
 def measure(scenario: Scenario, mode: str, old: Path, new: Path, repeats: int) -> dict:
     row = {"scenario": scenario.name, "title": scenario.title, "mode": mode,
            "old_path": str(old), "new_path": str(new),
            "old_size": old.stat().st_size, "new_size": new.stat().st_size, "errors": []}
+    if mode in PLATFORM_MODES:
+        row["linux_mode"], row["layout"] = PLATFORM_MODES[mode]
+        if row["layout"].startswith("win-"):
+            row["new_cert_table"] = list(pe_security_dir(new))  # [file offset, size]
     new_sha = sha256_file(new)
     row["new_sha256"] = new_sha
     patch = WORK / ("%s-%s.pyzpatch" % (scenario.name, mode))
@@ -396,6 +455,9 @@ def measure(scenario: Scenario, mode: str, old: Path, new: Path, repeats: int) -
         row["applied_identical"] = bool(identical) and all(identical)
     if makes and row["applied_identical"] is False:
         row["errors"].append("the patched file is NOT byte-identical to the new build (SHA-256 differs)")
+    if mode in PLATFORM_MODES and makes and not row["structural"]:
+        row["errors"].append("the %s patch is NOT structural (the layout was not recognised); note: %s"
+                             % (row["layout"], row.get("note")))
 
     def med(runs):
         return statistics.median(r["seconds"] for r in runs) if runs else None
@@ -540,6 +602,52 @@ def text_table(header, rows) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
+def platform_pairs(rows) -> List[dict]:
+    """Each measured platform row with the Linux row of the same scenario and run that it was
+    assembled from: patch size difference and its allowance, make time ratio."""
+    out = []
+    for r in rows:
+        if r["mode"] not in PLATFORM_MODES or r.get("pyzpatch_size") is None:
+            continue
+        lin = next((x for x in rows if x["scenario"] == r["scenario"] and x["mode"] == r["linux_mode"]
+                    and x.get("pyzpatch_size") is not None), None)
+        cert = (r.get("new_cert_table") or [0, 0])[1] if r["layout"] == "win-onefile-signed" else 0
+        pair = {"row": r, "linux": lin, "cert": cert, "allowance": PLATFORM_SIZE_SLACK + cert,
+                "diff": None, "size_ok": None, "time_ratio": None, "time_ok": None}
+        if lin is not None:
+            pair["diff"] = r["pyzpatch_size"] - lin["pyzpatch_size"]
+            pair["size_ok"] = abs(pair["diff"]) <= pair["allowance"]
+            pair["time_ratio"] = ratio(r.get("make_s"), lin.get("make_s"))
+            pair["time_ok"] = pair["time_ratio"] is not None and pair["time_ratio"] <= PLATFORM_MAKE_RATIO
+        out.append(pair)
+    return out
+
+
+def allowance_text(p) -> str:
+    if not p["cert"]:
+        return "%d" % p["allowance"]
+    return "%s (%d + certificate table %s)" % (fmt_bytes(p["allowance"]), PLATFORM_SIZE_SLACK, fmt_bytes(p["cert"]))
+
+
+PLATFORM_HEADER = ["Scenario", "Layout", "patch", "Linux patch", "difference (bytes)", "allowance",
+                   "make time / Linux make time"]
+
+
+def platform_rows(rows) -> List[List[str]]:
+    out = []
+    for p in platform_pairs(rows):
+        r, lin = p["row"], p["linux"]
+        out.append([
+            r["scenario"], "%s (%s, against %s)" % (r["mode"], r["layout"], r["linux_mode"]),
+            fmt_bytes(r["pyzpatch_size"]) + ("" if r.get("structural") else " (NOT structural)"),
+            fmt_bytes(lin["pyzpatch_size"]) if lin else "- (not measured)",
+            "-" if p["diff"] is None else "%+d" % p["diff"], allowance_text(p),
+            "-" if p["time_ratio"] is None else "%.2f (%s / %s)" % (
+                p["time_ratio"], fmt_s(r.get("make_s")), fmt_s(lin.get("make_s"))),
+        ])
+    return out
+
+
 def targets(rows) -> List[tuple]:
     """(target, row label, value, met) for the issue's targets."""
     out = []
@@ -585,6 +693,22 @@ def targets(rows) -> List[tuple]:
         if r["mode"] == "onefile" and r.get("apply_rss") is not None:
             out.append(("apply peak memory < 100 MiB (one-file, %.1f MiB file)" % (r["new_size"] / MiB),
                         r["scenario"], fmt_mib(r["apply_rss"]), r["apply_rss"] < 100 * MiB))
+    for p in platform_pairs(rows):
+        r, lin = p["row"], p["linux"]
+        if lin is None:  # the Linux row was not measured in this run (--modes): nothing to compare
+            continue
+        where = "%s/%s vs %s" % (r["scenario"], r["mode"], lin["mode"])
+        out.append(("platform patch within %s bytes of the Linux patch" % (
+            PLATFORM_SIZE_SLACK if not p["cert"] else "%d + certificate table" % PLATFORM_SIZE_SLACK),
+            where, "%s vs %s bytes (%+d, allowed %s)" % (
+                fmt_bytes(r["pyzpatch_size"]), fmt_bytes(lin["pyzpatch_size"]), p["diff"], fmt_bytes(p["allowance"])),
+            p["size_ok"]))
+        out.append(("platform make time <= %.2fx the Linux make time" % PLATFORM_MAKE_RATIO, where,
+                    "-" if p["time_ratio"] is None else "%.2fx (%s vs %s)" % (
+                        p["time_ratio"], fmt_s(r.get("make_s")), fmt_s(lin.get("make_s"))),
+                    bool(p["time_ok"])))
+        out.append(("platform patch is structural", where,
+                    "yes" if r.get("structural") else "no: %s" % (r.get("note") or "-"), bool(r.get("structural"))))
     return out
 
 
@@ -650,6 +774,10 @@ def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_
         "executable (`onefile`) and as a one-folder build (`onedir`; only its executable "
         "`dist/NAME/NAME` is diffed, not the folder).",
         "",
+    ]
+    if any(r["mode"] in PLATFORM_MODES for r in rows):
+        lines += [platform_paragraph(rows), ""]
+    lines += [
         "- **pyzpatch**: size of the patch from `pyzpatch.patching.make_patch(old, new)`.",
         "- **bsdiff4 (whole file)**: `len(bsdiff4.diff(old, new))` of the two whole files "
         "(standard BSDIFF40 with bz2).",
@@ -693,6 +821,22 @@ def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_
         "",
         md_table(DETAIL_HEADER, detail_rows(rows)),
         "",
+    ]
+    if platform_pairs(rows):
+        lines += [
+            "### Platform layouts against Linux",
+            "",
+            "Each Windows/macOS row against the Linux row of the same scenario in this run that it "
+            "was assembled from (`onefile` for the one-file layouts, `onedir` for `win-onedir`). "
+            "Targets: patch size within %d bytes of the Linux patch (for `win-signed`, %d bytes plus "
+            "the size of the new file's certificate table, read from its PE security data "
+            "directory), and `make` time at most %.2fx the Linux `make` time (medians of the same "
+            "number of runs)." % (PLATFORM_SIZE_SLACK, PLATFORM_SIZE_SLACK, PLATFORM_MAKE_RATIO),
+            "",
+            md_table(PLATFORM_HEADER, platform_rows(rows)),
+            "",
+        ]
+    lines += [
         "## The issue's targets",
         "",
         md_table(["Target", "Where", "Measured", "Met"],
@@ -711,14 +855,55 @@ def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_
                    r.get("note") or "-", top_changes(r.get("changes"))] for r in rows]),
         "",
     ]
-    bad_smoke = [p for p, s in smoke.items() if not s["ok"]]
-    lines.append("Every built executable was run once and exited 0." if not bad_smoke else
+    bad_smoke = [p for p, s in smoke.items() if s["ok"] is False]
+    lines.append("Every built Linux executable was run once and exited 0." if not bad_smoke else
                  "**Built executables that did not run:** " + ", ".join(bad_smoke))
     lines.append("")
+    lines += [md_table(["Mode", "distinct executables built", "smoke run"], smoke_rows(smoke)), ""]
     if problems:
         lines += ["## FAILURES", ""] + ["- **%s**" % p for p in problems] + [""]
     lines += ["![patch sizes](bench.png)", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def platform_paragraph(rows) -> str:
+    used = [m for m in PLATFORM_MODES if any(r["mode"] == m for r in rows)]
+    scen = [s.name for s in SCENARIOS if any(r["scenario"] == s.name and r["mode"] in PLATFORM_MODES
+                                             for r in rows)]
+    return (
+        "Windows and macOS layouts (modes %s; scenarios %s): the Linux build of the scenario is "
+        "turned into a Windows or macOS executable by `fixtures/platforms.py`, exactly as "
+        "PyInstaller's `EXE.assemble` assembles one on those systems, from the bootloaders in "
+        "PyInstaller %s's own platform wheels and the Linux build's PKG. `win` is `NAME.exe` "
+        "(`Windows-64bit-intel/run.exe` + PKG, then the PE build timestamp set and the PE checksum "
+        "recomputed with PyInstaller's `winutils`); `win-signed` is that file Authenticode-signed "
+        "with `osslsigncode` (a certificate table appended after the PKG, the security data "
+        "directory pointing at it, the checksum recomputed); `win-onedir` is `NAME.exe` of a "
+        "Windows one-folder build, from the Linux one-folder build; `mac` is the x86_64 slice of "
+        "the macOS bootloader and `mac-universal2` the whole fat (x86_64 + arm64) one, each with "
+        "a new Mach-O UUID (`LC_UUID`, PyInstaller's `update_exe_identifier`) and the PKG "
+        "appended, with `__LINKEDIT` and the string table grown to cover it "
+        "(`fix_exe_for_code_signing`; the final `codesign` step is not reproduced). These files cannot be executed here, so apply is checked "
+        "byte for byte against the assembled new file (SHA-256), as every other row is. A "
+        "platform patch that is not structural counts as a failure: it would mean pyzpatch did "
+        "not recognise the layout." % (
+            ", ".join("`%s` (`%s`)" % (m, PLATFORM_MODES[m][1]) for m in used),
+            ", ".join("`%s`" % n for n in scen), PLATFORM_PYI))
+
+
+def smoke_rows(smoke) -> List[List[str]]:
+    out = []
+    for mode in MODES:
+        runs = [s for s in smoke.values() if s.get("mode") == mode]
+        if not runs:
+            continue
+        if mode in PLATFORM_MODES:
+            what = "not runnable here (%s)" % ("Windows" if mode.startswith("win") else "macOS")
+        else:
+            bad = sum(1 for s in runs if s["ok"] is False)
+            what = "all exited 0" if not bad else "**%d did not run**" % bad
+        out.append([mode, str(len(runs)), what])
+    return out
 
 
 def write_chart(path: Path, rows) -> None:
@@ -726,13 +911,18 @@ def write_chart(path: Path, rows) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
-    fig, axes = plt.subplots(len(modes), 1, figsize=(11, 4.2 * len(modes)), squeeze=False)
+    # One panel per Linux mode, one for all platform rows (labelled scenario / mode).
+    panels = [(m, [r for r in rows if r["mode"] == m]) for m in LINUX_MODES]
+    panels.append(("platform", [r for m in PLATFORM_MODES for r in rows if r["mode"] == m]))
+    panels = [(m, prow) for m, prow in panels if prow]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
     series = [("pyzpatch", "pyzpatch_size", "#1b7837"), ("bsdiff4 (whole file)", "bsdiff_size", "#2166ac"),
               ("lzma -9 of new file", "lzma_size", "#b2182b")]
     width = 0.27
-    for ax, mode in zip(axes[:, 0], modes):
-        mrows = [r for r in rows if r["mode"] == mode]
+    titles = {"onefile": "one-file executables",
+              "onedir": "one-folder builds' executables (dist/NAME/NAME)",
+              "platform": "Windows and macOS executables (assembled from the Linux builds)"}
+    for ax, (mode, mrows) in zip(axes[:, 0], panels):
         xs = range(len(mrows))
         for i, (label, key, color) in enumerate(series):
             vals = [max(r.get(key) or 0, 1) for r in mrows]
@@ -743,11 +933,13 @@ def write_chart(path: Path, rows) -> None:
                             fontsize=6.5, rotation=90, xytext=(0, 2), textcoords="offset points")
         ax.set_yscale("log")
         ax.set_xticks(list(xs))
-        ax.set_xticklabels([r["scenario"] for r in mrows])
+        if mode == "platform":
+            ax.set_xticklabels(["%s\n%s" % (r["scenario"], r["mode"]) for r in mrows], fontsize=7)
+        else:
+            ax.set_xticklabels([r["scenario"] for r in mrows])
         ax.set_ylabel("bytes (log scale)")
         ax.set_ylim(top=max(max(r.get("lzma_size") or 1, r.get("bsdiff_size") or 1) for r in mrows) * 100)
-        ax.set_title("Patch size per scenario: %s" % (
-            "one-file executables" if mode == "onefile" else "one-folder builds' executables (dist/NAME/NAME)"))
+        ax.set_title("Patch size per scenario: %s" % titles[mode])
         ax.grid(axis="y", which="major", alpha=0.3)
         ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
@@ -764,7 +956,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run per measurement instead of three")
     parser.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(s.name for s in SCENARIOS))
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of onefile,onedir")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ",".join(MODES)
+                        + " (platform modes only run in the scenarios that list them)")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/bench.md and docs/bench.png")
     args = parser.parse_args(argv)
 
@@ -780,7 +973,7 @@ def main(argv=None) -> int:
         chosen = [s for s in SCENARIOS if s.name in names]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if any(m not in MODES for m in modes):
-        parser.error("--modes takes onefile and/or onedir")
+        parser.error("--modes takes a subset of: " + ", ".join(MODES))
 
     WORK.mkdir(parents=True, exist_ok=True)
     source_at_start = pyzpatch_source_digest()
@@ -789,13 +982,17 @@ def main(argv=None) -> int:
     rows, problems, smoke = [], [], {}
     for scenario in chosen:
         old_spec, new_spec = scenario.prepare()
-        for mode in modes:
+        for mode in scenario.modes(modes):
             t0 = time.monotonic()
             print("[bench] %s/%s: building..." % (scenario.name, mode), file=sys.stderr, flush=True)
             old, new = old_spec.build(mode), new_spec.build(mode)
             for exe in (old, new):
-                if str(exe) not in smoke:
-                    smoke[str(exe)] = smoke_run(exe)
+                if str(exe) in smoke:
+                    continue
+                if mode in PLATFORM_MODES:  # a Windows/macOS executable: cannot run here
+                    smoke[str(exe)] = {"ok": None, "mode": mode, "detail": "not runnable here"}
+                else:
+                    smoke[str(exe)] = dict(smoke_run(exe), mode=mode)
                     if not smoke[str(exe)]["ok"]:
                         print("[bench] WARNING: %s did not run: %s" % (exe, smoke[str(exe)]), file=sys.stderr)
             print("[bench] %s/%s: built in %.0f s, measuring..." % (scenario.name, mode, time.monotonic() - t0),
@@ -843,6 +1040,10 @@ def main(argv=None) -> int:
     print()
     print(text_table(DETAIL_HEADER, detail_rows(rows)))
     print()
+    if platform_pairs(rows):
+        print("Platform layouts against Linux:")
+        print(text_table(PLATFORM_HEADER, platform_rows(rows)))
+        print()
     print("Targets:")
     for t, w, v, ok in targets(rows):
         print("  [%s] %s -- %s: %s" % ("met" if ok else "NOT MET", t, w, v))
