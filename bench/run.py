@@ -61,6 +61,7 @@ DEPS = BENCH_CACHE / "deps"
 WORK = BENCH_CACHE / "work"
 LZMA_CACHE = BENCH_CACHE / "lzma-sizes.json"
 RESULTS_JSON = BENCH_CACHE / "results.json"
+MATPLOTLIB_DIR = BENCH_CACHE / "matplotlib"
 WORKER = REPO / "bench" / "worker.py"
 LAUNCHER = REPO / "bench" / "launcher.py"
 DOCS = REPO / "docs"
@@ -907,7 +908,15 @@ def smoke_rows(smoke) -> List[List[str]]:
 
 
 def write_chart(path: Path, rows) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        # Or matplotlib installed apart from site-packages, for this driver process only:
+        # pip install --target .cache/bench/matplotlib matplotlib
+        if not MATPLOTLIB_DIR.is_dir():
+            raise
+        sys.path.append(str(MATPLOTLIB_DIR))
+        import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -1053,10 +1062,11 @@ def main(argv=None) -> int:
                        problems, smoke)
         try:
             write_chart(DOCS / "bench.png", rows)
+            print("\nwrote %s and %s" % (DOCS / "bench.md", DOCS / "bench.png"))
         except ImportError:
-            print("\nmatplotlib is not installed: docs/bench.png not written (pip install matplotlib)",
-                  file=sys.stderr)
-        print("\nwrote %s and %s" % (DOCS / "bench.md", DOCS / "bench.png"))
+            print("\nwrote %s; matplotlib is not installed: %s not written (pip install matplotlib, or "
+                  "pip install --target %s matplotlib)" % (DOCS / "bench.md", DOCS / "bench.png",
+                                                           MATPLOTLIB_DIR.relative_to(REPO)), file=sys.stderr)
     print("total run time: %.0f s" % total_s)
     if problems:
         print("\n!!!!! %d BENCH FAILURE(S):" % len(problems), file=sys.stderr)
