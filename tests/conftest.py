@@ -251,3 +251,22 @@ def platform_pairs(platform_pairs_pyi6, platform_pairs_pyi5) -> dict:
     pairs = {(layout, "6.22.3"): pair for layout, pair in platform_pairs_pyi6.items()}
     pairs.update({(layout, "5.13.2"): pair for layout, pair in platform_pairs_pyi5.items()})
     return pairs
+
+
+# --- the fast tier: every test that needs a PyInstaller build is marked slow ---------------
+
+# Fixtures that build PyInstaller programs (or need a build's environment). A test whose fixture
+# closure holds any of them is marked ``slow`` at collection, so that the mark cannot be
+# forgotten; ``python -m pytest -m "not slow"`` is the fast tier.
+BUILD_FIXTURES = frozenset({
+    "hello_onefile", "hello_onedir", "hello_sideload", "hello_v2_onefile", "hello_v2_onedir",
+    "bigapp_onefile", "bigapp_onedir", "bigapp_v2_onefile", "selfapp_builds", "all_builds",
+    "pyi5_python", "hello_pyi5", "hello_pyi5_onedir", "hello_v2_pyi5", "hello_v2_pyi5_onedir",
+    "platform_build", "platform_pairs", "platform_pairs_pyi6", "platform_pairs_pyi5",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if BUILD_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
