@@ -5,7 +5,7 @@
 For each scenario the old and the new program are built as one-folder builds (dist/NAME/,
 cached by content in .cache/fixtures/), and the whole folders are compared:
 
-* folder patch: ``pyzpatch.folderpatch.make_folder_patch(old_dir, new_dir)``, its size, time
+* folder patch: ``pyzpatch.patch.folder.make_folder_patch(old_dir, new_dir)``, its size, time
   and peak memory;
 * tar bsdiff4: both folders as uncompressed tar files (PAX format, entries in sorted path order,
   mtime/uid/gid/uname/gname normalized so that only content differs), then
@@ -59,15 +59,15 @@ def _vm_hwm_kib():
 
 
 def w_make(old_dir, new_dir, patch_out):
-    from pyzpatch.folderpatch import make_folder_patch
+    from pyzpatch.patch.folder import make_folder_patch
 
     t0 = time.perf_counter()
     made = make_folder_patch(old_dir, new_dir)
     seconds = time.perf_counter() - t0
     with open(patch_out, "wb") as fh:
         fh.write(made.data)
-    from pyzpatch.delta import patchfile
-    from pyzpatch.patching import describe_patch
+    from pyzpatch.patchfile import codec as patchfile
+    from pyzpatch.patch.file import describe_patch
 
     desc = describe_patch(patch_out)
     leaves = [c for c in desc["changes"] if not (c["action"] == "changed" and c["how"] in ("struct", "recompressed struct"))]
@@ -84,7 +84,7 @@ def w_make(old_dir, new_dir, patch_out):
 
 
 def w_apply(target, patch):
-    from pyzpatch.folderpatch import apply_folder_patch
+    from pyzpatch.patch.folder import apply_folder_patch
 
     t0 = time.perf_counter()
     result = apply_folder_patch(target, patch)
@@ -121,7 +121,7 @@ def w_copytree(old_dir, dest, fsync):
 
 
 def w_noop():
-    import pyzpatch.folderpatch  # noqa: F401
+    import pyzpatch.patch.folder  # noqa: F401
 
     return {"seconds": 0.0}
 
@@ -162,7 +162,7 @@ import run as R  # noqa: E402  (bench/run.py: scenarios' helpers, launcher, form
 from run import (BuildSpec, MiB, WorkerError, _pip_target, fmt_bytes, fmt_mib, fmt_ratio,  # noqa: E402
                  fmt_s, fmt_x, md_table, prep_hello_string, prep_unchanged, ratio, text_table)
 
-from pyzpatch.folder import FILE, FolderContents, node_hash  # noqa: E402
+from pyzpatch.patch.foldernode import FILE, FolderContents, node_hash  # noqa: E402
 
 FWORK = R.WORK / "folders"
 DOC = R.DOCS / "bench-folders.md"
@@ -616,7 +616,7 @@ def build_report(rows, info, args, repeats, total_s, noop_folder, noop_run, driv
         "Each scenario builds an old and a new program with PyInstaller as a one-folder build "
         "(`dist/NAME/`: the executable `NAME` and `_internal/`) and compares the whole folders.",
         "",
-        "- **Folder patch**: size of `pyzpatch.folderpatch.make_folder_patch(old_dir, new_dir).data` "
+        "- **Folder patch**: size of `pyzpatch.patch.folder.make_folder_patch(old_dir, new_dir).data` "
         "(the same bytes as `python -m pyzpatch make OLD_DIR NEW_DIR -o P`, checked once per scenario).",
         "- **tar bsdiff4**: the approach of bsdiff-based updaters. Each folder is written as an "
         "uncompressed tar (`tarfile`, PAX format, entries in sorted path order, mtime, uid, gid, uname "
@@ -636,9 +636,9 @@ def build_report(rows, info, args, repeats, total_s, noop_folder, noop_run, driv
         "Apply runs on a fresh `copytree` of the old build each time (not timed). All files are in the "
         "page cache (warm) for both.",
         "- **apply peak memory**: peak RSS of the process running `apply_folder_patch`, interpreter "
-        "included (a worker that only imports `pyzpatch.folderpatch` peaks at %s; one that imports "
+        "included (a worker that only imports `pyzpatch.patch.folder` peaks at %s; one that imports "
         "pyzpatch and bsdiff4, %s)." % (fmt_mib(noop_folder), fmt_mib(noop_run)),
-        "- **Result identical**: after every apply, the patched folder's hash (`pyzpatch.folder."
+        "- **Result identical**: after every apply, the patched folder's hash (`pyzpatch.patch.foldernode."
         "node_hash` over every path, kind, mode, link target and content) equals the new build's; and "
         "(column *patched program output = new*) the patched program, run from the patched folder, "
         "exits 0 and prints exactly what the new build prints.",

@@ -36,9 +36,9 @@ import bsdiff4  # noqa: E402
 
 from fixtures.build import APPS_DIR, build  # noqa: E402
 from pyzpatch import open_bundle  # noqa: E402
-from pyzpatch.listing import describe  # noqa: E402
-from pyzpatch.patching import make_patch  # noqa: E402
-from pyzpatch.folderpatch import make_folder_patch  # noqa: E402
+from pyzpatch.inspect.listing import describe  # noqa: E402
+from pyzpatch.patch.file import make_patch  # noqa: E402
+from pyzpatch.patch.folder import make_folder_patch  # noqa: E402
 
 SELFAPP = APPS_DIR / "selfapp"
 V2_EDIT = {"appversion.py": ('VERSION = "1"', 'VERSION = "2"')}
@@ -172,7 +172,7 @@ def main() -> None:
         "pyzpatch and bsdiff4 are what every self-updating program carries. Signatures are checked "
         "by pyzpatch's own Ed25519 verifier when cryptography is absent, so the example app is built "
         "with `--exclude-module cryptography` (PyInstaller would otherwise collect it, because "
-        "`pyzpatch.signing` can import it for keygen and signing).",
+        "`pyzpatch.patchfile.signing` can import it for keygen and signing).",
         "",
         "## What an update costs",
         "",

@@ -3,10 +3,10 @@
     python bench/worker.py RESULT_JSON OP ARGS...
 
 OPs:
-  make OLD NEW PATCH      pyzpatch.patching.make_patch(OLD, NEW); the patch is written to PATCH
+  make OLD NEW PATCH      pyzpatch.patch.file.make_patch(OLD, NEW); the patch is written to PATCH
                           after the clock stops
   bsdiff OLD NEW          read both files, bsdiff4.diff(old, new)
-  apply OLD PATCH OUT     pyzpatch.patching.apply_patch(OLD, PATCH, output=OUT)
+  apply OLD PATCH OUT     pyzpatch.patch.file.apply_patch(OLD, PATCH, output=OUT)
   copy OLD OUT            shutil.copyfile(OLD, OUT), then os.fsync of the copy
   lzma NEW                len(lzma.compress(new, preset=9)) (not timed for the report)
   noop                    imports only: the floor of a worker's peak memory
@@ -45,7 +45,7 @@ def _read(path):
 
 
 def op_make(old, new, patch_out):
-    from pyzpatch.patching import describe_patch, make_patch
+    from pyzpatch.patch.file import describe_patch, make_patch
 
     t0 = time.perf_counter()
     made = make_patch(old, new)
@@ -56,7 +56,7 @@ def op_make(old, new, patch_out):
     leaves = [c for c in describe_patch(patch_out)["changes"]
               if not (c["action"] == "changed" and c["how"] in ("struct", "recompressed struct"))]
     # Where the patch's bytes go: the fixed header, the compressed body, the body's three streams.
-    from pyzpatch.delta import patchfile
+    from pyzpatch.patchfile import codec as patchfile
 
     _, _, _, body_start = patchfile.decode_header(memoryview(made.data)[:-4])
     _, body = patchfile.decode(made.data)
@@ -83,7 +83,7 @@ def op_bsdiff(old, new):
 
 
 def op_apply(old, patch, out):
-    from pyzpatch.patching import apply_patch
+    from pyzpatch.patch.file import apply_patch
 
     t0 = time.perf_counter()
     result = apply_patch(old, patch, output=out)
@@ -114,7 +114,7 @@ def op_lzma(new):
 
 def op_noop():
     import bsdiff4  # noqa: F401
-    import pyzpatch.patching  # noqa: F401
+    import pyzpatch.patch.file  # noqa: F401
 
     return {"seconds": 0.0}
 

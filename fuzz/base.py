@@ -9,9 +9,9 @@ import marshal
 import zipfile
 import zlib
 
-from pyzpatch.delta import patchfile
+from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.delta.engine import Encoder
-from pyzpatch.delta.patchfile import Body, Header
+from pyzpatch.patchfile.codec import Body, Header
 from pyzpatch.formats import carchive, pyz
 
 

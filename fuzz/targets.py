@@ -2,13 +2,13 @@
 tests/test_fuzz_regressions.py replays every saved input in fuzz/regressions/ through them."""
 from __future__ import annotations
 
-from pyzpatch.delta import patchfile
-from pyzpatch.delta.patchfile import Body
+from pyzpatch.patchfile import codec as patchfile
+from pyzpatch.patchfile.codec import Body
 from pyzpatch.delta.engine import Decoder
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats import carchive, executable, pyz, registry, ziparchive
 from pyzpatch.formats.node import child_content, flatten
-from pyzpatch.patching import piece_limit
+from pyzpatch.patch.file import piece_limit
 
 from . import base
 

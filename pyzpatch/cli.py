@@ -10,10 +10,10 @@ from typing import List, Optional
 import typer
 
 from . import __version__
-from .bundle import open_bundle
+from .inspect.bundle import open_bundle
 from .errors import PyzpatchError
-from .extract import extract as extract_files
-from .listing import describe, render_text
+from .inspect.extract import extract as extract_files
+from .inspect.listing import describe, render_text
 
 app = typer.Typer(
     add_completion=False,
@@ -109,12 +109,12 @@ def make(
     sign: Optional[Path] = typer.Option(None, "--sign", help="Sign the patch with this private key (see keygen)."),
 ) -> None:
     """Write a patch that turns OLD into NEW exactly (verified before it is written)."""
-    from .patching import change_dict, make_patch, write_file_atomically
+    from .patch.file import change_dict, make_patch, write_file_atomically
 
     try:
         key = None
         if sign is not None:
-            from .signing import load_private_key
+            from .patchfile.signing import load_private_key
             key = load_private_key(sign)
         for given in (old, new):
             if out.exists() and out.resolve() == given.resolve():
@@ -122,7 +122,7 @@ def make(
         if old.is_dir() != new.is_dir():
             raise PyzpatchError("give two folders or two files", source=str(new))
         if old.is_dir():
-            from .folderpatch import make_folder_patch
+            from .patch.folder import make_folder_patch
             made = make_folder_patch(old, new, sign_key=key)
         else:
             made = make_patch(old, new, sign_key=key)
@@ -153,7 +153,7 @@ def apply(
         None, "--trust", help="Require a signature by this public key (repeatable: any of them)."),
 ) -> None:
     """Turn TARGET into the file the patch was made from: verified, atomic, all or nothing."""
-    from .patching import apply_patch, is_folder_patch_file
+    from .patch.file import apply_patch, is_folder_patch_file
 
     try:
         trusted = _trusted_keys(trust)
@@ -181,12 +181,12 @@ def apply(
 def _trusted_keys(paths: Optional[List[Path]]):
     if not paths:
         return None
-    from .signing import load_public_key
+    from .patchfile.signing import load_public_key
     return [load_public_key(p) for p in paths]
 
 
 def _apply_folder(target: Path, patch: Path, out: Optional[Path], dry_run: bool, trusted=None) -> None:
-    from .folderpatch import apply_folder_patch
+    from .patch.folder import apply_folder_patch
 
     try:
         if out is not None:
@@ -222,7 +222,7 @@ def keygen(
     key: Path = typer.Argument(..., help="Where to write the private key; the public key goes to KEY.pub."),
 ) -> None:
     """Make an Ed25519 key pair for signing patches (private key readable by its owner only)."""
-    from .signing import generate_keys
+    from .patchfile.signing import generate_keys
 
     try:
         private, public = generate_keys(key)
@@ -238,7 +238,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
 ) -> None:
     """What a patch changes, what it applies to and what it produces."""
-    from .patching import describe_patch
+    from .patch.file import describe_patch
 
     try:
         desc = describe_patch(patch)

@@ -43,8 +43,8 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from . import moveaside
-from .bundle import sideload_pkg_path
+from .install import moveaside
+from .inspect.bundle import sideload_pkg_path
 from .errors import AlreadyAppliedError, PyzpatchError
 
 ONEFILE = "onefile"
@@ -54,13 +54,13 @@ WINDOWS = "windows"
 
 # Everything an update and a restart use, imported before the swap (see the module docstring).
 _NEEDED_MODULES = (
-    "pyzpatch.patching", "pyzpatch.folderpatch", "pyzpatch.folder", "pyzpatch.moveaside", "pyzpatch.durable",
-    "pyzpatch.signing", "pyzpatch.ed25519", "pyzpatch.source", "pyzpatch.compression", "pyzpatch.safepath",
-    "pyzpatch.delta.engine", "pyzpatch.delta.patchfile", "pyzpatch.delta.wire",
-    "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
+    "pyzpatch.patch.file", "pyzpatch.patch.folder", "pyzpatch.patch.foldernode",
+    "pyzpatch.patchfile.codec", "pyzpatch.patchfile.signing", "pyzpatch.patchfile.ed25519",
+    "pyzpatch.delta.engine", "pyzpatch.delta.wire", "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
     "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
     "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
-    "pyzpatch.formats.layout", "pyzpatch.formats.node",
+    "pyzpatch.formats.layout", "pyzpatch.formats.node", "pyzpatch.formats.compression",
+    "pyzpatch.install.moveaside", "pyzpatch.fs.durable", "pyzpatch.fs.filebytes", "pyzpatch.fs.safepath",
     "bsdiff4", "lzma", "zlib", "hashlib", "ctypes", "shutil", "stat", "tempfile", "threading",
     "queue", "subprocess", "time", "errno", "signal",
 )
@@ -122,7 +122,7 @@ def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str
 
 def _carries_python_library(exe: str) -> bool:
     from .formats import carchive, executable, registry
-    from .source import FileBytes
+    from .fs.filebytes import FileBytes
     try:
         with FileBytes(exe) as fb:
             found = registry.recognize(fb.data)
@@ -133,7 +133,7 @@ def _carries_python_library(exe: str) -> bool:
 
 def _is_sideloaded(exe: str) -> bool:
     from .formats.executable import has_sideload_magic
-    from .source import FileBytes
+    from .fs.filebytes import FileBytes
     try:
         with FileBytes(exe) as fb:
             return has_sideload_magic(fb.data)
@@ -149,7 +149,7 @@ def _load_keys(trusted_keys) -> Optional[List]:
     """Public keys from key objects, PEM bytes, or paths to PEM files (none needs cryptography)."""
     if trusted_keys is None:
         return None
-    from . import signing
+    from .patchfile import signing
     keys = []
     for key in trusted_keys:
         if isinstance(key, (bytes, bytearray)):
@@ -172,7 +172,7 @@ def prepare(need_signatures: bool = False) -> None:
         except ImportError as exc:
             raise SelfUpdateError(f"cannot update: module {name} is missing from this program ({exc})") from None
     if need_signatures:
-        try:  # used for checking signatures when present; pyzpatch.ed25519 otherwise
+        try:  # used for checking signatures when present; pyzpatch.patchfile.ed25519 otherwise
             import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
             import cryptography.exceptions  # noqa: F401
         except ImportError:
@@ -290,8 +290,8 @@ def _identity(inst: Installation) -> Tuple:
 
 
 def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -> None:
-    from .folderpatch import SWAP_FOLDER, SWAP_PER_FILE, apply_folder_patch
-    from .patching import apply_patch, is_folder_patch_file
+    from .patch.folder import SWAP_FOLDER, SWAP_PER_FILE, apply_folder_patch
+    from .patch.file import apply_patch, is_folder_patch_file
 
     try:
         is_folder = is_folder_patch_file(patch, keys)
@@ -419,7 +419,7 @@ def cleanup_previous_update(installation: Optional[Installation] = None, *, rest
         inst = installation or find_installation()
     except SelfUpdateError:
         return []
-    from .patching import remove_stale_temporaries
+    from .patch.file import remove_stale_temporaries
     done: List[str] = []
     lock = _UpdateLock(inst.target)
     if not lock.acquire():

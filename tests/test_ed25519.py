@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pyzpatch import ed25519
+from pyzpatch.patchfile import ed25519
 
 from .conftest import REPO, run_cli
 
@@ -112,8 +112,8 @@ def test_signed_apply_works_without_cryptography(hello_onefile, hello_v2_onefile
 import sys
 sys.modules['cryptography'] = None  # as if not installed
 from pyzpatch import PyzpatchError
-from pyzpatch.patching import apply_patch
-from pyzpatch.signing import load_public_key
+from pyzpatch.patch.file import apply_patch
+from pyzpatch.patchfile.signing import load_public_key
 release, other = load_public_key({str(tmp_path / 'release.pub')!r}), load_public_key({str(tmp_path / 'other.pub')!r})
 for patch, keys in (({str(tampered)!r}, [release]), ({str(patch)!r}, [other])):
     try:

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from pyzpatch.delta import patchfile
+from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.delta.engine import Encoder
-from pyzpatch.delta.patchfile import Body, Header
-from pyzpatch.folder import FolderContents, node_hash
+from pyzpatch.patchfile.codec import Body, Header
+from pyzpatch.patch.foldernode import FolderContents, node_hash
 from pyzpatch.formats.node import Child, Node
 
 from .conftest import REPO, run_cli, run_program

@@ -10,7 +10,7 @@ import pytest
 
 from pyzpatch.formats import carchive, executable, pyz
 from pyzpatch.formats.marshal_toc import TocStyle
-from pyzpatch.source import FileBytes
+from pyzpatch.fs.filebytes import FileBytes
 
 from .conftest import archive_files, run_program
 

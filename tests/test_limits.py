@@ -14,14 +14,14 @@ import pytest
 
 from fuzz import base
 from pyzpatch import PyzpatchError
-from pyzpatch.delta import patchfile
+from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.delta.engine import MAX_NESTING, MAX_RANKED
-from pyzpatch.delta.patchfile import Body, Header
+from pyzpatch.patchfile.codec import Body, Header
 from pyzpatch.delta.wire import Writer
-from pyzpatch.folder import FolderContents, node_hash
-from pyzpatch.folderpatch import apply_folder_patch
+from pyzpatch.patch.foldernode import FolderContents, node_hash
+from pyzpatch.patch.folder import apply_folder_patch
 from pyzpatch.formats import pyz
-from pyzpatch.patching import apply_patch, describe_patch
+from pyzpatch.patch.file import apply_patch, describe_patch
 
 from .conftest import REPO
 
@@ -82,7 +82,7 @@ def test_describing_a_long_valid_order_builds_no_list(tmp_path):
     patch = write_patch(tmp_path / "p", w.getvalue() + bytes(n // 8))
     code = f"""
 from pyzpatch import PyzpatchError
-from pyzpatch.patching import describe_patch
+from pyzpatch.patch.file import describe_patch
 try:
     describe_patch({str(patch)!r})
 except PyzpatchError as exc:
@@ -147,7 +147,7 @@ def test_all_pieces_together_are_bounded(tmp_path):
     code = f"""
 import sys
 from pyzpatch import PyzpatchError
-from pyzpatch.patching import apply_patch
+from pyzpatch.patch.file import apply_patch
 try:
     apply_patch({str(tmp_path / 't')!r}, {str(patch)!r}, dry_run=True)
 except PyzpatchError as exc:
@@ -237,7 +237,7 @@ def test_folder_root_mode_is_checked(tmp_path):
     "pyzpatch-journal 1\nf\tzz\tx\nend\n",
 ])
 def test_a_malformed_swap_journal_is_ignored(tmp_path, journal):
-    from pyzpatch import moveaside
+    from pyzpatch.install import moveaside
     target = tmp_path / "app"
     target.mkdir()
     staging = moveaside.sibling(str(target), moveaside.NEW_SUFFIX)
@@ -268,7 +268,7 @@ def test_a_large_random_reorder_round_trips_as_a_list(tmp_path):
     new_node = registry.open_node("zip", (tmp_path / "new.zip").read_bytes())
     assert encoder.order_delta([[c.key for c in old_node.children].index(c.key) for c in new_node.children])
     assert encoder.out.ops.getvalue()[0] == ORDER_LIST
-    from pyzpatch.patching import make_patch
+    from pyzpatch.patch.file import make_patch
     made = make_patch(tmp_path / "old.zip", tmp_path / "new.zip")
     (tmp_path / "p").write_bytes(made.data)
     apply_patch(tmp_path / "old.zip", tmp_path / "p", output=tmp_path / "out.zip")

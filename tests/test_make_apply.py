@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from pyzpatch.delta import patchfile
+from pyzpatch.patchfile import codec as patchfile
 
 from .conftest import REPO, run_cli, run_program, sha256_file
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pyzpatch import apply_folder_patch, apply_patch, make_folder_patch, make_patch, open_bundle, selfupdate
-from pyzpatch.folder import FolderContents, node_hash
+from pyzpatch.patch.foldernode import FolderContents, node_hash
 
 from .conftest import run_cli, sha256_file
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pyzpatch.formats import carchive, executable, pyz
 from pyzpatch.formats.carchive import CEntry
 from pyzpatch.formats.pyz import PyzEntry
-from pyzpatch.patching import apply_patch, make_patch
+from pyzpatch.patch.file import apply_patch, make_patch
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_.", min_size=1, max_size=24).filter(
     lambda n: not n.startswith(".") and not n.endswith(".") and ".." not in n)

@@ -9,7 +9,7 @@ import pytest
 
 from fuzz.base import NEW, OLD
 from pyzpatch import describe_patch, make_patch, open_bundle
-from pyzpatch.bundle import ONEDIR, PKG, ZIP
+from pyzpatch.inspect.bundle import ONEDIR, PKG, ZIP
 from pyzpatch.delta.engine import Encoder
 from pyzpatch.formats import carchive, executable, registry
 

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from pyzpatch import selfupdate
-from pyzpatch.folder import FolderContents, node_hash
+from pyzpatch.patch.foldernode import FolderContents, node_hash
 
 from .conftest import HELLO_APP, REPO, SELFAPP_APP, SELFAPP_V2, build, run_cli, sha256_file, variant
 
@@ -262,11 +262,11 @@ def test_no_import_after_the_swap_is_allowed():
 
 def test_prepare_imports_what_apply_needs():
     code = ("import sys; from pyzpatch import selfupdate; selfupdate.prepare(True); "
-            "print(sorted(m for m in ('bsdiff4', 'cryptography', 'pyzpatch.folderpatch', 'pyzpatch.moveaside') "
+            "print(sorted(m for m in ('bsdiff4', 'cryptography', 'pyzpatch.patch.folder', 'pyzpatch.install.moveaside') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert out.stdout.strip() == "['bsdiff4', 'cryptography', 'pyzpatch.folderpatch', 'pyzpatch.moveaside']", \
+    assert out.stdout.strip() == "['bsdiff4', 'cryptography', 'pyzpatch.install.moveaside', 'pyzpatch.patch.folder']", \
         out.stderr
 
 
@@ -352,7 +352,8 @@ def test_key_objects_from_cryptography_are_accepted_by_apply_update(hello_onefil
     shutil.copy2(hello_onefile, tmp_path / "hello")
     code = f"""
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pyzpatch import ed25519, selfupdate
+from pyzpatch import selfupdate
+from pyzpatch.patchfile import ed25519
 raw = ed25519.public_key_from_pem(open({str(tmp_path / 'k.pub')!r}, 'rb').read())
 key = Ed25519PublicKey.from_public_bytes(raw)
 inst = selfupdate.find_installation({str(tmp_path / 'hello')!r}, '/tmp/_MEIkey')

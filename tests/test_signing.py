@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from pyzpatch import signing
+from pyzpatch.patchfile import signing
 from pyzpatch.errors import PyzpatchError
-from pyzpatch.patching import apply_patch, make_patch
+from pyzpatch.patch.file import apply_patch, make_patch
 
 from .conftest import run_cli, run_program, sha256_file
 

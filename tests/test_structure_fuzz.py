@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyzpatch import PyzpatchError, open_bundle
-from pyzpatch.extract import extract
+from pyzpatch.inspect.extract import extract
 from pyzpatch.formats import carchive, executable, pyz, ziparchive
-from pyzpatch.listing import describe
-from pyzpatch.patching import apply_patch, make_patch
+from pyzpatch.inspect.listing import describe
+from pyzpatch.patch.file import apply_patch, make_patch
 
 from .conftest import NO_HANG
 

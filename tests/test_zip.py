@@ -14,7 +14,7 @@ import pytest
 
 from pyzpatch.formats import ziparchive
 from pyzpatch.formats.carchive import entry_content
-from pyzpatch.bundle import open_bundle
+from pyzpatch.inspect.bundle import open_bundle
 
 from .conftest import run_cli, sha256_file
 

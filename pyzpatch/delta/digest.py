@@ -11,9 +11,9 @@ import hashlib
 
 from ..formats import registry
 from ..formats.node import child_content
-from .patchfile import DIGEST_SIZE
 
 _MAX_DEPTH = 6
+DIGEST_SIZE = 8  # bytes of the SHA-256 a patch header keeps
 
 
 def content_digest(buf) -> bytes:

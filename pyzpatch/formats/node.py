@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..compression import inflate
+from .compression import inflate
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 

@@ -9,7 +9,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional
 
-from ..compression import inflate
+from .compression import inflate
 from ..errors import FormatError
 from . import marshal_toc
 from .layout import FixedLayout, check_regions, detect_layout, place

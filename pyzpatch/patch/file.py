@@ -18,16 +18,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
-from .durable import fsync_path, remove_quietly
-from .errors import AlreadyAppliedError, FormatError, PyzpatchError
-from .faults import checkpoint
-from .formats import executable, registry
-from .formats.node import flatten
-from .delta import patchfile
-from .delta.digest import content_digest
-from .delta.engine import SAME, STRUCT, Change, Decoder, Encoder
-from .delta.patchfile import Body, Header
-from .source import FileBytes
+from ..fs.durable import fsync_path, remove_quietly
+from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
+from ..fs.faults import checkpoint
+from ..formats import executable, registry
+from ..formats.node import flatten
+from ..patchfile import codec as patchfile
+from ..delta.digest import content_digest
+from ..delta.engine import SAME, STRUCT, Change, Decoder, Encoder
+from ..patchfile.codec import Body, Header
+from ..fs.filebytes import FileBytes
 
 # A structural patch larger than this (and than 2% of the new file) is compared with a
 # whole-file diff, and the smaller one is kept.
@@ -73,7 +73,7 @@ def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
 def signed(made: "MadePatch", sign_key) -> "MadePatch":
     """``made`` with a signature trailer appended to its data, if a key is given."""
     if sign_key is not None:
-        from . import signing
+        from ..patchfile import signing
         made.data = signing.sign(made.data, sign_key)
     return made
 
@@ -155,7 +155,7 @@ def _decode(header: Header, body: Body, old):
 def _read_payload(path, trusted_keys=None) -> bytes:
     """The patch file's bytes without its signature trailer. With ``trusted_keys`` (a list of
     public keys) the signature must be valid and from one of them: checked before anything else."""
-    from . import signing
+    from ..patchfile import signing
 
     try:
         with open(path, "rb") as fp:
@@ -376,7 +376,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
 
 def describe_patch(path) -> dict:
     """What a patch file says and does, without the file it applies to (``show``)."""
-    from . import signing
+    from ..patchfile import signing
 
     with open(path, "rb") as fp:
         signature = signing.split(fp.read())[1]

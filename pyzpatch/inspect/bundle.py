@@ -12,14 +12,14 @@ import stat
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
-from .errors import FormatError, PyzpatchError
-from .formats import binary, carchive, executable, pyz, registry, ziparchive
-from .formats.binary import BinaryLayout
-from .formats.carchive import CArchive
-from .formats.executable import Executable
-from .formats.pyz import Pyz
-from .formats.ziparchive import ZipArchive
-from .source import FileBytes
+from ..errors import FormatError, PyzpatchError
+from ..formats import binary, carchive, executable, pyz, registry, ziparchive
+from ..formats.binary import BinaryLayout
+from ..formats.carchive import CArchive
+from ..formats.executable import Executable
+from ..formats.pyz import Pyz
+from ..formats.ziparchive import ZipArchive
+from ..fs.filebytes import FileBytes
 
 ONEFILE, ONEDIR, SIDELOAD, PKG, PYZ, ZIP = "onefile", "onedir", "sideload", "pkg", "pyz", "zip"
 KIND_TITLES = {

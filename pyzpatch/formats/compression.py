@@ -4,7 +4,7 @@ from __future__ import annotations
 import zlib
 from typing import Optional
 
-from .errors import FormatError
+from ..errors import FormatError
 
 # Decompressed size allowed for a blob whose size no header declares (a PYZ module).
 # The largest module in the CPython standard library is under 1 MiB decompressed.

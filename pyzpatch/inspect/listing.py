@@ -6,9 +6,9 @@ import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from .bundle import KIND_TITLES, Bundle
-from .errors import FormatError
-from .formats import carchive, pyz
-from .formats.pyz import Pyz
+from ..errors import FormatError
+from ..formats import carchive, pyz
+from ..formats.pyz import Pyz
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:

@@ -30,16 +30,16 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
-from .delta import patchfile
-from .delta.engine import Decoder, Encoder
-from .delta.patchfile import Body, Header
-from .errors import AlreadyAppliedError, FormatError, PyzpatchError
-from .faults import checkpoint
-from .folder import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
-from .formats.node import Node, flatten
-from . import moveaside
-from .durable import fsync_path, remove_quietly, remove_tree, sibling
-from .patching import MadePatch, piece_limit, read_patch, signed
+from ..patchfile import codec as patchfile
+from ..delta.engine import Decoder, Encoder
+from ..patchfile.codec import Body, Header
+from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
+from ..fs.faults import checkpoint
+from .foldernode import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
+from ..formats.node import Node, flatten
+from ..install import moveaside
+from ..fs.durable import fsync_path, remove_quietly, remove_tree, sibling
+from .file import MadePatch, piece_limit, read_patch, signed
 
 STAGING_SUFFIX = ".pyzpatch-new"
 READY_SUFFIX = ".pyzpatch-ready"

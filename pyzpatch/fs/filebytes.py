@@ -9,7 +9,7 @@ import mmap
 import os
 from typing import Union
 
-from .errors import PyzpatchError
+from ..errors import PyzpatchError
 
 Buffer = Union[bytes, mmap.mmap]
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ..errors import FormatError
-from .wire import Reader, Writer
+from ..delta.digest import DIGEST_SIZE
+from ..delta.wire import Reader, Writer
 
 MAGIC = b"PZP"
 VERSION = 1
@@ -32,7 +33,6 @@ HAS_CONTENT_DIGEST = 1
 DEFLATE_BODY = 2
 FOLDER = 4  # the patch turns a folder into a folder; sizes and hashes name whole folders
 KNOWN_FLAGS = HAS_CONTENT_DIGEST | DEFLATE_BODY | FOLDER
-DIGEST_SIZE = 8
 # Largest body pyzpatch will decompress: patches carry decompressed module bytes, so a body can
 # exceed the new file's size, but not by this much.
 MAX_BODY_SIZE = 4 * 1024 ** 3

@@ -30,10 +30,10 @@ import os
 import stat
 from typing import List, Tuple
 
-from .durable import fsync_path, remove_quietly, sibling
-from .errors import PyzpatchError
-from .faults import checkpoint
-from .safepath import split_archive_name
+from ..fs.durable import fsync_path, remove_quietly, sibling
+from ..errors import PyzpatchError
+from ..fs.faults import checkpoint
+from ..fs.safepath import split_archive_name
 
 NEW_SUFFIX = ".pyzpatch-new"
 OLD_SUFFIX = ".pyzpatch-old"

@@ -10,7 +10,7 @@ import os
 import re
 from typing import List
 
-from .errors import PyzpatchError
+from ..errors import PyzpatchError
 
 _SEPARATORS = re.compile(r"[\\/]")
 _DRIVE = re.compile(r"^[A-Za-z]:")

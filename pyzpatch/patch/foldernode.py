@@ -18,10 +18,10 @@ import stat
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from .errors import PyzpatchError
-from .formats.node import Child, Node
-from .safepath import split_archive_name
-from .source import FileBytes
+from ..errors import PyzpatchError
+from ..formats.node import Child, Node
+from ..fs.safepath import split_archive_name
+from ..fs.filebytes import FileBytes
 
 NODE_KIND = "folder"
 FILE, LINK, DIR = "f", "l", "d"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
 from . import ed25519 as pure_ed25519
-from .errors import PyzpatchError
+from ..errors import PyzpatchError
 
 TRAILER_MAGIC = b"PZS1"
 SIGNATURE_SIZE = 64
