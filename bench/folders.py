@@ -66,8 +66,8 @@ def w_make(old_dir, new_dir, patch_out):
     seconds = time.perf_counter() - t0
     with open(patch_out, "wb") as fh:
         fh.write(made.data)
-    from pyzpatch.patchfile import codec as patchfile
     from pyzpatch.patch.file import describe_patch
+    from pyzpatch.patchfile import codec as patchfile
 
     desc = describe_patch(patch_out)
     leaves = [c for c in desc["changes"] if not (c["action"] == "changed" and c["how"] in ("struct", "recompressed struct"))]
@@ -155,12 +155,26 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tarfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Callable, Dict, List, Optional  # noqa: E402
+from typing import Callable, Dict, List  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 import run as R  # noqa: E402  (bench/run.py: scenarios' helpers, launcher, formatting)
-from run import (BuildSpec, MiB, WorkerError, _pip_target, fmt_bytes, fmt_mib, fmt_ratio,  # noqa: E402
-                 fmt_s, fmt_x, md_table, prep_hello_string, prep_unchanged, ratio, text_table)
+from run import (  # noqa: E402
+    BuildSpec,
+    MiB,
+    WorkerError,
+    _pip_target,
+    fmt_bytes,
+    fmt_mib,
+    fmt_ratio,
+    fmt_s,
+    fmt_x,
+    md_table,
+    prep_hello_string,
+    prep_unchanged,
+    ratio,
+    text_table,
+)
 
 from pyzpatch.patch.foldernode import FILE, FolderContents, node_hash  # noqa: E402
 

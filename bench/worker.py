@@ -114,6 +114,7 @@ def op_lzma(new):
 
 def op_noop():
     import bsdiff4  # noqa: F401
+
     import pyzpatch.patch.file  # noqa: F401
 
     return {"seconds": 0.0}

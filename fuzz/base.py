@@ -4,15 +4,15 @@ zip, and runtime options, plus a patch to a changed version of it."""
 from __future__ import annotations
 
 import io
-import os
 import marshal
+import os
 import zipfile
 import zlib
 
-from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.delta.engine import Encoder
-from pyzpatch.patchfile.codec import Body, Header
 from pyzpatch.formats import carchive, pyz
+from pyzpatch.patchfile import codec as patchfile
+from pyzpatch.patchfile.codec import Body, Header
 
 
 def _module(source: str) -> bytes:
@@ -61,7 +61,6 @@ def seed_body() -> bytes:
 def write_seeds(args, seeds: dict) -> None:
     """Put ``seeds`` ({file name: bytes}) into each corpus folder named among a harness's
     arguments (options and single input files are left alone), unless already there."""
-    import os
 
     for folder in [a for a in args if not a.startswith("-")]:
         if os.path.isfile(folder):

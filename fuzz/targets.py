@@ -2,13 +2,12 @@
 tests/test_fuzz_regressions.py replays every saved input in fuzz/regressions/ through them."""
 from __future__ import annotations
 
-from pyzpatch.patchfile import codec as patchfile
-from pyzpatch.patchfile.codec import Body
 from pyzpatch.delta.engine import Decoder
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats import carchive, executable, pyz, registry, ziparchive
 from pyzpatch.formats.node import child_content, flatten
-from pyzpatch.patch.file import piece_limit
+from pyzpatch.patchfile import codec as patchfile
+from pyzpatch.patchfile.codec import Body, piece_limit
 
 from . import base
 

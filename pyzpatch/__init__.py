@@ -13,12 +13,12 @@ The Python API (importable without typer or PyInstaller):
 """
 __version__ = "0.1.0"
 
-from .inspect.bundle import Bundle, open_bundle  # noqa: E402
 from .errors import AlreadyAppliedError, FormatError, NotFoundError, PyzpatchError  # noqa: E402
+from .inspect.bundle import Bundle, open_bundle  # noqa: E402
 from .inspect.extract import extract  # noqa: E402
-from .patch.folder import apply_folder_patch, make_folder_patch  # noqa: E402
 from .inspect.listing import describe  # noqa: E402
 from .patch.file import apply_patch, describe_patch, make_patch  # noqa: E402
+from .patch.folder import apply_folder_patch, make_folder_patch  # noqa: E402
 
 __all__ = ["Bundle", "open_bundle", "describe", "extract", "make_patch", "apply_patch", "describe_patch",
            "make_folder_patch", "apply_folder_patch", "PyzpatchError", "FormatError", "NotFoundError",

@@ -10,8 +10,8 @@ from typing import List, Optional
 import typer
 
 from . import __version__
-from .inspect.bundle import open_bundle
 from .errors import PyzpatchError
+from .inspect.bundle import open_bundle
 from .inspect.extract import extract as extract_files
 from .inspect.listing import describe, render_text
 
@@ -109,7 +109,8 @@ def make(
     sign: Optional[Path] = typer.Option(None, "--sign", help="Sign the patch with this private key (see keygen)."),
 ) -> None:
     """Write a patch that turns OLD into NEW exactly (verified before it is written)."""
-    from .patch.file import change_dict, make_patch, write_file_atomically
+    from .fs.atomic import write_file_atomically
+    from .patch.file import change_dict, make_patch
 
     try:
         key = None
@@ -153,18 +154,18 @@ def apply(
         None, "--trust", help="Require a signature by this public key (repeatable: any of them)."),
 ) -> None:
     """Turn TARGET into the file the patch was made from: verified, atomic, all or nothing."""
-    from .patch.file import apply_patch, is_folder_patch_file
+    from .patch.file import apply_patch
+    from .patchfile.reader import read_patch_file
 
     try:
-        trusted = _trusted_keys(trust)
-        folder = is_folder_patch_file(patch, trusted)
+        patch_file = read_patch_file(patch, _trusted_keys(trust))  # signature checked here, once
     except PyzpatchError as exc:
         _fail(str(exc))
-    if folder:  # decided by the patch: the folder may be mid-swap after a crash
-        _apply_folder(target, patch, out, dry_run, trusted)
+    if patch_file.folder:  # decided by the patch: the folder may be mid-swap after a crash
+        _apply_folder(target, patch, patch_file, out, dry_run)
         return
     try:
-        result = apply_patch(target, patch, out, dry_run=dry_run, trusted_keys=trusted)
+        result = apply_patch(target, patch_file, out, dry_run=dry_run)
     except PyzpatchError as exc:
         _fail(str(exc))
     if not result.written:
@@ -185,14 +186,14 @@ def _trusted_keys(paths: Optional[List[Path]]):
     return [load_public_key(p) for p in paths]
 
 
-def _apply_folder(target: Path, patch: Path, out: Optional[Path], dry_run: bool, trusted=None) -> None:
+def _apply_folder(target: Path, patch: Path, patch_file, out: Optional[Path], dry_run: bool) -> None:
     from .patch.folder import apply_folder_patch
 
     try:
         if out is not None:
             raise PyzpatchError("-o is for single files; a folder is patched in place (atomically)",
                                 source=str(target))
-        result = apply_folder_patch(target, patch, dry_run=dry_run, trusted_keys=trusted)
+        result = apply_folder_patch(target, patch_file, dry_run=dry_run)
     except PyzpatchError as exc:
         _fail(str(exc))
     if result.recovered:

@@ -43,9 +43,9 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from .install import moveaside
-from .inspect.bundle import sideload_pkg_path
 from .errors import AlreadyAppliedError, PyzpatchError
+from .inspect.bundle import sideload_pkg_path
+from .install import moveaside
 
 ONEFILE = "onefile"
 ONEDIR = "onedir"
@@ -54,13 +54,15 @@ WINDOWS = "windows"
 
 # Everything an update and a restart use, imported before the swap (see the module docstring).
 _NEEDED_MODULES = (
-    "pyzpatch.patch.file", "pyzpatch.patch.folder", "pyzpatch.patch.foldernode",
-    "pyzpatch.patchfile.codec", "pyzpatch.patchfile.signing", "pyzpatch.patchfile.ed25519",
+    "pyzpatch.patch.file", "pyzpatch.patch.folder", "pyzpatch.patch.foldernode", "pyzpatch.patch.made",
+    "pyzpatch.patchfile.codec", "pyzpatch.patchfile.reader", "pyzpatch.patchfile.signing",
+    "pyzpatch.patchfile.ed25519",
     "pyzpatch.delta.engine", "pyzpatch.delta.wire", "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
     "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
     "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
     "pyzpatch.formats.layout", "pyzpatch.formats.node", "pyzpatch.formats.compression",
-    "pyzpatch.install.moveaside", "pyzpatch.fs.durable", "pyzpatch.fs.filebytes", "pyzpatch.fs.safepath",
+    "pyzpatch.install.moveaside", "pyzpatch.fs.atomic", "pyzpatch.fs.durable", "pyzpatch.fs.faults",
+    "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.safepath",
     "bsdiff4", "lzma", "zlib", "hashlib", "ctypes", "shutil", "stat", "tempfile", "threading",
     "queue", "subprocess", "time", "errno", "signal",
 )
@@ -173,8 +175,8 @@ def prepare(need_signatures: bool = False) -> None:
             raise SelfUpdateError(f"cannot update: module {name} is missing from this program ({exc})") from None
     if need_signatures:
         try:  # used for checking signatures when present; pyzpatch.patchfile.ed25519 otherwise
-            import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
             import cryptography.exceptions  # noqa: F401
+            import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
         except ImportError:
             pass
 
@@ -290,28 +292,30 @@ def _identity(inst: Installation) -> Tuple:
 
 
 def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -> None:
+    from .patch.file import apply_patch
     from .patch.folder import SWAP_FOLDER, SWAP_PER_FILE, apply_folder_patch
-    from .patch.file import apply_patch, is_folder_patch_file
+    from .patchfile.reader import read_patch_file
 
     try:
-        is_folder = is_folder_patch_file(patch, keys)
+        patch = read_patch_file(patch, keys)  # signature and checksum checked here, once
+        is_folder = patch.folder
         if is_folder != (inst.kind == ONEDIR):
             raise SelfUpdateError(f"is a patch for a {'folder' if is_folder else 'single file'}, but this "
                                   f"program is a {'one-folder' if inst.kind == ONEDIR else 'one-file'} build",
-                                  source=patch)
+                                  source=patch.path)
         if inst.kind == ONEDIR:
             swap = SWAP_PER_FILE if strategy == WINDOWS else SWAP_FOLDER
-            result = apply_folder_patch(inst.target, patch, dry_run=dry_run, trusted_keys=keys, swap=swap)
+            result = apply_folder_patch(inst.target, patch, dry_run=dry_run, swap=swap)
             if not dry_run and not result.written:
                 raise SelfUpdateError("nothing was written", source=inst.target)
         elif dry_run:
-            apply_patch(inst.target, patch, dry_run=True, trusted_keys=keys)
+            apply_patch(inst.target, patch, dry_run=True)
         elif strategy == WINDOWS:
             # Never write over the running file: build the new one beside it, then swap names.
             staged = moveaside.staged_file(inst.target)
             moveaside.remove_quietly(staged)
             before = os.stat(inst.target)
-            apply_patch(inst.target, patch, output=staged, trusted_keys=keys)
+            apply_patch(inst.target, patch, output=staged)
             after = os.stat(inst.target)
             if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size,
                                                                        after.st_mtime_ns):
@@ -319,7 +323,7 @@ def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -
                 raise SelfUpdateError("was changed while the update was being prepared", source=inst.target)
             moveaside.replace_file(inst.target, staged)
         else:
-            apply_patch(inst.target, patch, trusted_keys=keys)
+            apply_patch(inst.target, patch)
     except SelfUpdateError:
         raise
     except AlreadyAppliedError as exc:
@@ -419,7 +423,7 @@ def cleanup_previous_update(installation: Optional[Installation] = None, *, rest
         inst = installation or find_installation()
     except SelfUpdateError:
         return []
-    from .patch.file import remove_stale_temporaries
+    from .fs.atomic import remove_stale_temporaries
     done: List[str] = []
     lock = _UpdateLock(inst.target)
     if not lock.acquire():

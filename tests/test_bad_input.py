@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyzpatch.inspect.bundle import open_bundle
 from pyzpatch.errors import PyzpatchError
-from pyzpatch.formats import carchive, executable, pyz
+from pyzpatch.formats import carchive, executable
+from pyzpatch.inspect.bundle import open_bundle
 from pyzpatch.inspect.listing import describe
 
 from .conftest import NO_HANG, run_cli

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.delta.engine import Encoder
-from pyzpatch.patchfile.codec import Body, Header
-from pyzpatch.patch.foldernode import FolderContents, node_hash
 from pyzpatch.formats.node import Child, Node
+from pyzpatch.patch.foldernode import FolderContents, node_hash
+from pyzpatch.patchfile import codec as patchfile
+from pyzpatch.patchfile.codec import Body, Header
 
 from .conftest import REPO, run_cli, run_program
 

@@ -14,14 +14,14 @@ import pytest
 
 from fuzz import base
 from pyzpatch import PyzpatchError
-from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.delta.engine import MAX_NESTING, MAX_RANKED
-from pyzpatch.patchfile.codec import Body, Header
 from pyzpatch.delta.wire import Writer
-from pyzpatch.patch.foldernode import FolderContents, node_hash
-from pyzpatch.patch.folder import apply_folder_patch
 from pyzpatch.formats import pyz
 from pyzpatch.patch.file import apply_patch, describe_patch
+from pyzpatch.patch.folder import apply_folder_patch
+from pyzpatch.patch.foldernode import FolderContents, node_hash
+from pyzpatch.patchfile import codec as patchfile
+from pyzpatch.patchfile.codec import Body, Header
 
 from .conftest import REPO
 

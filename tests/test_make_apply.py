@@ -10,8 +10,6 @@ import textwrap
 
 import pytest
 
-from pyzpatch.patchfile import codec as patchfile
-
 from .conftest import REPO, run_cli, run_program, sha256_file
 
 

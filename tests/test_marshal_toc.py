@@ -37,11 +37,11 @@ def pyinstaller_style_dumps(rows_):
 
 @given(rows)
 def test_reader_agrees_with_marshal(rows_):
-    toc = [(n, (t, o, l)) for n, t, o, l in rows_]
+    toc = [(n, (t, o, length)) for n, t, o, length in rows_]
     raw = marshal.dumps(toc)
     parsed, used = marshal_toc.read_toc(raw)
     assert used == len(raw)
-    assert parsed == [(n, t, o, l) for n, (t, o, l) in marshal.loads(raw)]
+    assert parsed == [(n, t, o, length) for n, (t, o, length) in marshal.loads(raw)]
 
 
 @given(rows)

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.delta.engine import Decoder
-from pyzpatch.patchfile.codec import Body
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats.node import flatten
-from pyzpatch.patch.file import make_patch, piece_limit
 from pyzpatch.fs.filebytes import FileBytes
+from pyzpatch.patch.file import make_patch
+from pyzpatch.patchfile import codec as patchfile
+from pyzpatch.patchfile.codec import Body, piece_limit
 
 from .conftest import NO_HANG
 

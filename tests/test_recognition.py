@@ -9,9 +9,9 @@ import pytest
 
 from fuzz.base import NEW, OLD
 from pyzpatch import describe_patch, make_patch, open_bundle
-from pyzpatch.inspect.bundle import ONEDIR, PKG, ZIP
 from pyzpatch.delta.engine import Encoder
 from pyzpatch.formats import carchive, executable, registry
+from pyzpatch.inspect.bundle import ONEDIR, PKG, ZIP
 
 COOKIE_MAGIC = carchive.MAGIC
 

@@ -313,6 +313,7 @@ def test_an_interrupted_windows_swap_is_finished_by_the_next_start(selfapp_build
     the next start of the program (a mix of old and new files) finishes the swap, restarts, and
     runs as v2."""
     import signal
+
     from .test_moveaside import _run_apply
     site = Site(tmp_path, selfapp_builds, "onedir")
     patch = os.replace(site.make_patch(), tmp_path / "fix.patch") or tmp_path / "fix.patch"

@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from pyzpatch.patchfile import signing
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.patch.file import apply_patch, make_patch
+from pyzpatch.patchfile import signing
 
 from .conftest import run_cli, run_program, sha256_file
 

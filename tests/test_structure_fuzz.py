@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyzpatch import PyzpatchError, open_bundle
-from pyzpatch.inspect.extract import extract
 from pyzpatch.formats import carchive, executable, pyz, ziparchive
+from pyzpatch.inspect.extract import extract
 from pyzpatch.inspect.listing import describe
 from pyzpatch.patch.file import apply_patch, make_patch
 

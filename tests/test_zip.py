@@ -7,8 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
 import zipapp
+import zipfile
 
 import pytest
 

@@ -12,8 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Iterator, List, Optional
 
-from .compression import inflate
 from ..errors import FormatError
+from .compression import inflate
 from .layout import FixedLayout, check_regions, detect_layout, place
 from .node import ZLIB, Child, Node, join, unique_keys
 

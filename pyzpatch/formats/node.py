@@ -16,9 +16,9 @@ container is the sum of its pieces' lengths, known without building anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .compression import inflate
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 
 class LazyBlob:

@@ -9,9 +9,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional
 
-from .compression import inflate
 from ..errors import FormatError
 from . import marshal_toc
+from .compression import inflate
 from .layout import FixedLayout, check_regions, detect_layout, place
 from .marshal_toc import TocStyle
 from .node import ZLIB, Child, Node, join

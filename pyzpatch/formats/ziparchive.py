@@ -88,7 +88,6 @@ def detect(buf) -> bool:
 
 def parse(buf) -> ZipArchive:
     view = memoryview(buf)
-    size = len(view)
     eocd_pos = find_eocd(buf)
     if eocd_pos == -1:
         raise FormatError("zip end record", "not found (not a zip archive, or bytes follow its comment)")

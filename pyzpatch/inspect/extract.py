@@ -12,11 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from .bundle import Bundle
 from ..errors import NotFoundError, PyzpatchError
 from ..formats.carchive import PYZ_TYPECODE, CEntry, entry_content
 from ..formats.pyz import NAMESPACE, PACKAGE, PyzEntry, module_content
 from ..fs.safepath import make_folder_inside, split_archive_name, write_inside
+from .bundle import Bundle
 
 CODE_TYPECODES = {"s", "m", "M"}
 NO_DATA_TYPECODES = {"o", "d"}  # runtime options and dependency references carry no bytes

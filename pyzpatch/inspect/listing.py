@@ -5,10 +5,10 @@ import fnmatch
 import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from .bundle import KIND_TITLES, Bundle
 from ..errors import FormatError
 from ..formats import carchive, pyz
 from ..formats.pyz import Pyz
+from .bundle import KIND_TITLES, Bundle
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:

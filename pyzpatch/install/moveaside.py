@@ -30,8 +30,8 @@ import os
 import stat
 from typing import List, Tuple
 
-from ..fs.durable import fsync_path, remove_quietly, sibling
 from ..errors import PyzpatchError
+from ..fs.durable import fsync_path, remove_quietly, sibling
 from ..fs.faults import checkpoint
 from ..fs.safepath import split_archive_name
 

@@ -11,37 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import stat
-import tempfile
-import threading
-from dataclasses import dataclass, field
-from typing import Iterable, List, Optional
+from dataclasses import dataclass
+from typing import Optional
 
-from ..fs.durable import fsync_path, remove_quietly
-from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
-from ..fs.faults import checkpoint
-from ..formats import executable, registry
-from ..formats.node import flatten
-from ..patchfile import codec as patchfile
 from ..delta.digest import content_digest
 from ..delta.engine import SAME, STRUCT, Change, Decoder, Encoder
-from ..patchfile.codec import Body, Header
+from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
+from ..formats import executable, registry
+from ..formats.node import flatten
+from ..fs.atomic import remove_stale_temporaries, write_file_atomically
+from ..fs.durable import fsync_path, remove_quietly
+from ..fs.faults import checkpoint
 from ..fs.filebytes import FileBytes
+from ..fs.hashing import BackgroundHash
+from ..patchfile import codec as patchfile
+from ..patchfile.codec import Body, Header, piece_limit
+from ..patchfile.reader import read_patch_file
+from .made import MadePatch, signed
 
 # A structural patch larger than this (and than 2% of the new file) is compared with a
 # whole-file diff, and the smaller one is kept.
 _FALLBACK_CHECK_BYTES = 64 * 1024
-_WRITE_BLOCK = 1024 * 1024
-
-
-@dataclass
-class MadePatch:
-    data: bytes
-    header: Header
-    changes: List[Change]
-    structural: bool
-    note: Optional[str] = None  # why a whole-file diff was used, if it was
 
 
 @dataclass
@@ -68,14 +59,6 @@ def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
     """Diff two files into a verified patch (not yet written anywhere); ``sign_key`` (an Ed25519
     private key, see ``signing``) appends a signature."""
     return signed(_make_patch(old_path, new_path), sign_key)
-
-
-def signed(made: "MadePatch", sign_key) -> "MadePatch":
-    """``made`` with a signature trailer appended to its data, if a key is given."""
-    if sign_key is not None:
-        from ..patchfile import signing
-        made.data = signing.sign(made.data, sign_key)
-    return made
 
 
 def _make_patch(old_path, new_path) -> MadePatch:
@@ -133,13 +116,6 @@ def _verify_in_memory(data: bytes, old, new_name: str) -> None:
                             "please report it with both files", source=new_name)
 
 
-def piece_limit(header: Header) -> int:
-    """The most a patch may make its decoder allocate, all pieces together (and so the largest
-    single piece): ``patchfile.memory_budget`` of its declared size, which ``read_patch`` with a
-    ``base_size`` has tied to the real base's size."""
-    return patchfile.memory_budget(header.new_size)
-
-
 def _decode(header: Header, body: Body, old):
     """The new file as a piece, and the most bytes it may have (more than declared only where
     this machine's zlib re-compressed parts differently from the build machine's)."""
@@ -152,159 +128,18 @@ def _decode(header: Header, body: Body, old):
     return piece, header.new_size + slack
 
 
-def _read_payload(path, trusted_keys=None) -> bytes:
-    """The patch file's bytes without its signature trailer. With ``trusted_keys`` (a list of
-    public keys) the signature must be valid and from one of them: checked before anything else."""
-    from ..patchfile import signing
-
-    try:
-        with open(path, "rb") as fp:
-            blob = fp.read()
-    except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=str(path)) from None
-    try:
-        if trusted_keys is not None:
-            return signing.verified_payload(blob, trusted_keys)
-        payload, signature = signing.split(blob)
-        if signature is not None and not patchfile.crc_ok(payload) and patchfile.crc_ok(blob):
-            return blob  # an unsigned patch whose checksum happens to read "PZS1"
-        return payload
-    except PyzpatchError as exc:
-        raise exc.with_source(str(path))
-
-
-def read_patch(path, trusted_keys=None, base_size: Optional[int] = None) -> tuple:
-    """(Header, Body) of a patch file; see ``_read_payload`` for ``trusted_keys`` and
-    ``patchfile.decode`` for ``base_size``."""
-    payload = _read_payload(path, trusted_keys)
-    try:
-        return patchfile.decode(payload, base_size)
-    except FormatError as exc:
-        raise exc.with_source(str(path))
-
-
-def is_folder_patch_file(path, trusted_keys=None) -> bool:
-    """Whether a patch file is for a folder, read from its header alone (after any signature
-    check; the body is not decompressed)."""
-    payload = _read_payload(path, trusted_keys)
-    try:
-        patchfile.check_integrity(payload)
-        header = patchfile.decode_header(memoryview(payload)[:-4])[0]
-    except FormatError as exc:
-        raise exc.with_source(str(path))
-    return bool(header.flags & patchfile.FOLDER)
-
-
-class _BackgroundHash:
-    """SHA-256 computed on another thread (hashlib releases the GIL on large buffers), so
-    hashing overlaps reading, decoding and writing on a second core."""
-
-    def __init__(self, data=None):
-        self._hash = hashlib.sha256()
-        self._queue: "queue.Queue" = queue.Queue(maxsize=8)
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if data is not None:
-            self.update(data)
-
-    def _run(self) -> None:
-        while True:
-            block = self._queue.get()
-            if block is None:
-                return
-            try:
-                self._hash.update(block)
-            except BaseException as exc:  # reported by digest()
-                self._error = exc
-
-    def update(self, block) -> None:
-        self._queue.put(block)
-
-    def digest(self) -> bytes:
-        self.stop()
-        if self._error is not None:
-            raise self._error
-        return self._hash.digest()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-
-TMP_SUFFIX = ".pyzpatch-tmp"
-
-
-def remove_stale_temporaries(path) -> int:
-    """Remove temporary files an interrupted write of ``path`` left beside it (only ours)."""
-    directory, name = os.path.split(os.path.abspath(path))
-    removed = 0
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return 0
-    for entry in names:
-        if entry.startswith(f".{name}.") and entry.endswith(TMP_SUFFIX):
-            remove_quietly(os.path.join(directory, entry))
-            removed += 1
-    return removed
-
-
-def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, limit: Optional[int] = None):
-    """Write chunks to a temporary file beside ``path``, fsync it, and return its name and
-    SHA-256; the caller renames it into place (or removes it) after checking."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TMP_SUFFIX, dir=directory)
-    except OSError as exc:
-        raise PyzpatchError(f"cannot write beside it: {exc.strerror or exc}", source=os.fspath(path)) from None
-    hasher = _BackgroundHash()
-    size = 0
-    try:
-        with os.fdopen(fd, "wb", buffering=0) as fp:
-            pending: List = []
-            pending_size = 0
-            for chunk in chunks:
-                checkpoint()
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise PyzpatchError(f"the patch produces more than the {limit} bytes it declares")
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= _WRITE_BLOCK:
-                    block = b"".join(pending)
-                    hasher.update(block)
-                    fp.write(block)
-                    pending, pending_size = [], 0
-            if pending:
-                block = b"".join(pending)
-                hasher.update(block)
-                fp.write(block)
-            digest = hasher.digest()
-            checkpoint()
-            os.fsync(fp.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-    except OSError as exc:
-        hasher.stop()
-        remove_quietly(tmp)
-        raise PyzpatchError(f"cannot write the new file: {exc.strerror or exc}", source=tmp) from None
-    except BaseException:
-        hasher.stop()
-        remove_quietly(tmp)
-        raise
-    return tmp, size, digest
-
-
 def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=None) -> ApplyResult:
-    """Apply the patch file ``patch`` to ``target``. The result replaces ``target`` (or goes to
-    ``output``); with ``dry_run`` nothing is written. With ``trusted_keys`` (Ed25519 public
-    keys) the patch must carry a valid signature from one of them. Raises PyzpatchError, target
-    untouched."""
+    """Apply ``patch`` (a patch file's path, or a ``PatchFile`` already read) to ``target``. The
+    result replaces ``target`` (or goes to ``output``); with ``dry_run`` nothing is written.
+    With ``trusted_keys`` (Ed25519 public keys) the patch must carry a valid signature from one
+    of them. Raises PyzpatchError, target untouched."""
     target = os.fspath(target)
     real_target = os.path.realpath(target)
-    header, body = read_patch(patch, trusted_keys, base_size=_stat(real_target).st_size)
+    patch = read_patch_file(patch, trusted_keys)
+    if patch.folder:
+        raise PyzpatchError("is a patch for a folder, not for a single file", source=patch.path)
+    header = patch.header
+    body = patch.body(base_size=_stat(real_target).st_size)
     out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
     if not dry_run:
         remove_stale_temporaries(out_path)
@@ -315,7 +150,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
                                 f"{len(old)}: not the file the patch was made from", source=target)
         # The target's hash is checked before anything is written; decoding (which only reads
         # the target) runs meanwhile.
-        old_hash = _BackgroundHash(old.data)
+        old_hash = BackgroundHash(old.data)
         piece = limit = decode_error = None
         if len(old) == header.old_size:
             try:
@@ -332,7 +167,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
             raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
                                 "modified version)", source=target)
         if decode_error is not None:
-            raise decode_error.with_source(str(patch))
+            raise decode_error.with_source(patch.path)
         chunks = flatten([piece])
         if dry_run:
             h = hashlib.sha256()
@@ -340,7 +175,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
             for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
-                    raise PyzpatchError("the patch produces more bytes than it declares", source=str(patch))
+                    raise PyzpatchError("the patch produces more bytes than it declares", source=patch.path)
                 h.update(chunk)
             if size == header.new_size and h.digest() == header.new_sha256:
                 return ApplyResult(target, None, size, h.digest(), True, False)
@@ -350,7 +185,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
                     content_digest(b"".join(bytes(c) for c in flatten([piece]))) == header.content_digest:
                 return ApplyResult(target, None, size, h.digest(), False, False)
             raise PyzpatchError("applying it gives a different file than the one it was made from",
-                                source=str(patch))
+                                source=patch.path)
 
         mode = stat.S_IMODE(verified.st_mode)
         tmp, size, digest = write_file_atomically(out_path, chunks, mode, limit=limit)
@@ -358,7 +193,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
     if not byte_identical and not _content_identical(tmp, header):
         remove_quietly(tmp)
         raise PyzpatchError("applying it gives a different file than the one it was made from "
-                            "(not even its content matches)", source=str(patch))
+                            "(not even its content matches)", source=patch.path)
     if out_path == real_target and _replaced_since(real_target, verified):
         remove_quietly(tmp)
         raise PyzpatchError("was replaced or changed while the patch was being applied; left as it is now",
@@ -374,32 +209,31 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
     return ApplyResult(target, out_path, size, digest, byte_identical, True)
 
 
-def describe_patch(path) -> dict:
-    """What a patch file says and does, without the file it applies to (``show``)."""
-    from ..patchfile import signing
-
-    with open(path, "rb") as fp:
-        signature = signing.split(fp.read())[1]
-    header, body = read_patch(path)
+def describe_patch(patch) -> dict:
+    """What a patch file (a path or a ``PatchFile``) says and does, without the file it applies
+    to (``show``)."""
+    patch = read_patch_file(patch)
+    header, body = patch.header, patch.body()
     decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
     try:
-        if header.flags & patchfile.FOLDER:
+        if patch.folder:
             decoder.describe_node("folder")
             root = "struct"
         else:
             root = decoder.describe()
     except FormatError as exc:
-        raise exc.with_source(str(path))
+        raise exc.with_source(patch.path)
+    signature = patch.signature
     return {
-        "patch": os.fspath(path),
-        "patch_size": os.path.getsize(path),
+        "patch": patch.path,
+        "patch_size": patch.size,
         "format_version": header.version,
         "old": {"size": header.old_size, "sha256": header.old_sha256.hex()},
         "new": {"size": header.new_size, "sha256": header.new_sha256.hex()},
         "content_digest": header.content_digest.hex() if header.content_digest else None,
         "signed_by_key": signature.key_id.hex() if signature else None,
         "structural": root == "struct",
-        "folder": bool(header.flags & patchfile.FOLDER),
+        "folder": patch.folder,
         "body": {"ops": len(body.ops), "data": len(body.data), "literal": len(body.lit),
                  "compression": "deflate" if header.flags & patchfile.DEFLATE_BODY else "lzma2"},
         "changes": [change_dict(c) for c in decoder.changes],

@@ -28,18 +28,18 @@ import errno
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import List, Optional
 
-from ..patchfile import codec as patchfile
 from ..delta.engine import Decoder, Encoder
-from ..patchfile.codec import Body, Header
 from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
-from ..fs.faults import checkpoint
-from .foldernode import DIR, FILE, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
 from ..formats.node import Node, flatten
-from ..install import moveaside
 from ..fs.durable import fsync_path, remove_quietly, remove_tree, sibling
-from .file import MadePatch, piece_limit, read_patch, signed
+from ..fs.faults import checkpoint
+from ..install import moveaside
+from ..patchfile import codec as patchfile
+from ..patchfile.codec import Body, Header, piece_limit
+from ..patchfile.reader import read_patch_file
+from .foldernode import DIR, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
+from .made import MadePatch, signed
 
 STAGING_SUFFIX = ".pyzpatch-new"
 READY_SUFFIX = ".pyzpatch-ready"
@@ -105,10 +105,6 @@ def _decode(header: Header, body: Body, old_node: Node) -> Node:
     new_node = decoder.node_apply(old_node, "", NODE_KIND)
     decoder.finish()
     return new_node
-
-
-def is_folder_patch(header: Header) -> bool:
-    return bool(header.flags & patchfile.FOLDER)
 
 
 def _exchange(a: str, b: str) -> bool:
@@ -202,18 +198,19 @@ SWAP_PER_FILE = "per-file"  # move changed files aside one by one (a running pro
 
 def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
                        swap: str = SWAP_FOLDER) -> FolderApplyResult:
-    """Apply a folder patch to the folder ``target``. ``swap`` says how the staged new folder
+    """Apply a folder patch (a path, or a ``PatchFile`` already read) to the folder ``target``. ``swap`` says how the staged new folder
     takes the old one's place: ``"folder"`` exchanges the two folders atomically;
     ``"per-file"`` (for a program running on Windows, see moveaside.py) moves changed files
     aside one by one under a journal."""
     if swap not in (SWAP_FOLDER, SWAP_PER_FILE):
         raise ValueError(f"unknown swap {swap!r}")
     target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
-    header, body = read_patch(patch, trusted_keys, base_size=total_size(target))
-    if not is_folder_patch(header):
-        raise PyzpatchError("is a patch for a single file, not for a folder", source=str(patch))
+    patch = read_patch_file(patch, trusted_keys)
+    if not patch.folder:
+        raise PyzpatchError("is a patch for a single file, not for a folder", source=patch.path)
+    header, body = patch.header, patch.body(base_size=total_size(target))
     recovered = "" if dry_run else _recover(target)
-    staging, written, linked = _stage(target, header, body, str(patch), dry_run, recovered)
+    staging, written, linked = _stage(target, header, body, patch.path, dry_run, recovered)
     if staging is None:
         return FolderApplyResult(target, False, recovered)
     if swap == SWAP_PER_FILE:

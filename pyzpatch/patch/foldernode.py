@@ -16,12 +16,12 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from ..errors import PyzpatchError
 from ..formats.node import Child, Node
-from ..fs.safepath import split_archive_name
 from ..fs.filebytes import FileBytes
+from ..fs.safepath import split_archive_name
 
 NODE_KIND = "folder"
 FILE, LINK, DIR = "f", "l", "d"

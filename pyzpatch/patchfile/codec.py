@@ -23,9 +23,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ..errors import FormatError
 from ..delta.digest import DIGEST_SIZE
 from ..delta.wire import Reader, Writer
+from ..errors import FormatError
 
 MAGIC = b"PZP"
 VERSION = 1
@@ -51,6 +51,13 @@ _BODY_SLACK = 64 * 1024 * 1024
 def memory_budget(new_size: int) -> int:
     """The most a patch producing ``new_size`` bytes may make its applier allocate."""
     return max(4 * new_size, MIN_BUDGET)
+
+
+def piece_limit(header: "Header") -> int:
+    """The most a patch may make its decoder allocate, all pieces together (and so the largest
+    single piece): the memory budget of its declared size, which ``check_declared_sizes`` with a
+    ``base_size`` has tied to the real base's size."""
+    return memory_budget(header.new_size)
 
 
 def max_new_size(base_size: int) -> int:
@@ -170,34 +177,58 @@ def decode_header(blob) -> Tuple[Header, int, int, int]:
     return header, body_size, dict_log, r.pos
 
 
-def decode(blob, base_size: Optional[int] = None) -> Tuple[Header, Body]:
-    """Header and body of a patch. With ``base_size`` (the size of the real file or folder it
-    will be applied to), a patch declaring more than ``max_new_size(base_size)`` is refused
-    before its body is decompressed."""
+@dataclass
+class Framing:
+    """Where the compressed body lies in a patch and how to inflate it (from the header)."""
+    body_size: int
+    dict_log: int
+    start: int
+
+
+def read_header(blob) -> Tuple[Header, Framing]:
+    """The header of a whole (unsigned) patch, after its checksum is checked."""
     check_integrity(blob)
-    blob = memoryview(blob)[:-4]
-    header, body_size, dict_log, start = decode_header(blob)
+    header, body_size, dict_log, start = decode_header(memoryview(blob)[:-4])
+    return header, Framing(body_size, dict_log, start)
+
+
+def check_declared_sizes(header: Header, framing: Framing, base_size: Optional[int]) -> None:
+    """Refuse sizes no real base can justify, before the body is decompressed. With
+    ``base_size`` (the size of the real file or folder it will be applied to), a patch declaring
+    more than ``max_new_size(base_size)`` is refused."""
     if base_size is not None and header.new_size > max_new_size(base_size):
         raise FormatError("patch header", f"declares a result of {header.new_size} bytes, more than "
                                           f"{MAX_GROWTH} times its base's {base_size} bytes plus {MIN_BUDGET}")
-    if body_size > memory_budget(header.new_size) + _BODY_SLACK:
-        raise FormatError("patch header", f"declares a body of {body_size} bytes, more than a result of "
+    if framing.body_size > memory_budget(header.new_size) + _BODY_SLACK:
+        raise FormatError("patch header", f"declares a body of {framing.body_size} bytes, more than a result of "
                                           f"{header.new_size} bytes can need")
+
+
+def decode_body(blob, header: Header, framing: Framing) -> Body:
+    """The body of a whole (unsigned) patch whose header ``read_header`` gave."""
     if header.flags & DEFLATE_BODY:
         decomp = zlib.decompressobj(-15)
         errors = zlib.error
     else:
-        decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_filters(dict_log))
+        decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_filters(framing.dict_log))
         errors = lzma.LZMAError
     try:
-        payload = decomp.decompress(bytes(blob[start:]), body_size + 1)
+        payload = decomp.decompress(bytes(memoryview(blob)[framing.start:-4]), framing.body_size + 1)
     except errors as exc:
         raise FormatError("patch body", f"corrupt compressed data ({exc})") from None
-    if len(payload) != body_size or not decomp.eof:
+    if len(payload) != framing.body_size or not decomp.eof:
         raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
     if decomp.unused_data:
         raise FormatError("patch body", f"{len(decomp.unused_data)} stray bytes after the body")
-    return header, split_body(payload)
+    return split_body(payload)
+
+
+def decode(blob, base_size: Optional[int] = None) -> Tuple[Header, Body]:
+    """Header and body of a whole (unsigned) patch; see ``check_declared_sizes`` for
+    ``base_size``."""
+    header, framing = read_header(blob)
+    check_declared_sizes(header, framing, base_size)
+    return header, decode_body(blob, header, framing)
 
 
 def sha256_of(buf) -> bytes:

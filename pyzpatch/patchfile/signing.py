@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
-from . import ed25519 as pure_ed25519
 from ..errors import PyzpatchError
+from . import ed25519 as pure_ed25519
 
 TRAILER_MAGIC = b"PZS1"
 SIGNATURE_SIZE = 64

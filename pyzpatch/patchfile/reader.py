@@ -1,0 +1,95 @@
+"""A patch file read once: its bytes, signature, checksum and header, checked in that order,
+and its body decompressed at most once.
+
+Every caller (the command line, ``apply_patch``, ``apply_folder_patch``, ``describe_patch``,
+self-update) takes a ``PatchFile`` and dispatches on it, instead of each opening the file and
+checking its signature and checksum again. A signature is checked before anything in the patch
+is parsed; with trusted keys, a patch without a valid signature from one of them is refused
+there.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+from ..errors import FormatError, PyzpatchError
+from . import codec, signing
+from .codec import Body, Framing, Header
+
+
+class PatchFile:
+    """One patch file, read and checked. ``folder``: whether it turns a folder into a folder;
+    ``signature``: its trailer if it has one; ``verified_key``: the trusted key id that its
+    signature was checked against (None: not checked)."""
+
+    def __init__(self, path: str, payload: bytes, header: Header, framing: Framing,
+                 signature: Optional[signing.Signature], verified_key: Optional[bytes], size: int):
+        self.path = path
+        self.header = header
+        self.signature = signature
+        self.verified_key = verified_key
+        self.size = size  # bytes of the file, signature included
+        self._payload = payload
+        self._framing = framing
+        self._body: Optional[Body] = None
+
+    @property
+    def folder(self) -> bool:
+        return bool(self.header.flags & codec.FOLDER)
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None
+
+    @property
+    def structure_size(self) -> int:
+        """The decompressed body's size, as the header declares it."""
+        return self._framing.body_size
+
+    def require_signature(self, trusted_keys) -> None:
+        """Refuse the patch unless one of ``trusted_keys`` signed it. Checked once: a patch read
+        with those keys already was."""
+        if trusted_keys is None:
+            return
+        keys: List = list(trusted_keys)
+        if self.verified_key is not None and self.verified_key in {signing.key_id(k) for k in keys}:
+            return
+        raise PyzpatchError("was read without the trusted keys it must be signed by; read it with them",
+                            source=self.path)
+
+    def body(self, base_size: Optional[int] = None) -> Body:
+        """The body's three streams, decompressed on first use. With ``base_size`` (the real
+        base's size), sizes no such base can justify are refused before decompression."""
+        try:
+            codec.check_declared_sizes(self.header, self._framing, base_size)
+            if self._body is None:
+                self._body = codec.decode_body(self._payload, self.header, self._framing)
+        except FormatError as exc:
+            raise exc.with_source(self.path)
+        return self._body
+
+
+def read_patch_file(path, trusted_keys=None) -> PatchFile:
+    """Read and check a patch file: with ``trusted_keys`` (Ed25519 public keys) its signature
+    first, then its checksum and header. Raises PyzpatchError naming the file."""
+    if isinstance(path, PatchFile):
+        path.require_signature(trusted_keys)
+        return path
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fp:
+            blob = fp.read()
+    except OSError as exc:
+        raise PyzpatchError(exc.strerror or str(exc), source=name) from None
+    try:
+        payload, signature = signing.split(blob)
+        verified_key = None
+        if trusted_keys is not None:
+            payload = signing.verified_payload(blob, trusted_keys)
+            verified_key = signature.key_id
+        elif signature is not None and not codec.crc_ok(payload) and codec.crc_ok(blob):
+            payload, signature = blob, None  # an unsigned patch whose checksum happens to read "PZS1"
+        header, framing = codec.read_header(payload)
+    except PyzpatchError as exc:
+        raise exc.with_source(name)
+    return PatchFile(name, payload, header, framing, signature, verified_key, len(blob))
