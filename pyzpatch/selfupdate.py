@@ -44,6 +44,9 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from .errors import AlreadyAppliedError, PyzpatchError
+from .fs import siblings
+from .fs.durable import remove_quietly
+from .fs.identity import identity
 from .inspect.bundle import sideload_pkg_path
 from .install import moveaside
 
@@ -57,12 +60,13 @@ _NEEDED_MODULES = (
     "pyzpatch.patch.file", "pyzpatch.patch.folder", "pyzpatch.patch.foldernode", "pyzpatch.patch.made",
     "pyzpatch.patchfile.codec", "pyzpatch.patchfile.reader", "pyzpatch.patchfile.signing",
     "pyzpatch.patchfile.ed25519",
-    "pyzpatch.delta.engine", "pyzpatch.delta.wire", "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
+    "pyzpatch.delta.engine", "pyzpatch.delta.wire", "pyzpatch.delta.permutations", "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
     "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
     "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
     "pyzpatch.formats.layout", "pyzpatch.formats.node", "pyzpatch.formats.compression",
     "pyzpatch.install.moveaside", "pyzpatch.fs.atomic", "pyzpatch.fs.durable", "pyzpatch.fs.faults",
-    "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.safepath",
+    "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.identity", "pyzpatch.fs.safepath",
+    "pyzpatch.fs.siblings", "pyzpatch.fs.walk",
     "bsdiff4", "lzma", "zlib", "hashlib", "ctypes", "shutil", "stat", "tempfile", "threading",
     "queue", "subprocess", "time", "errno", "signal",
 )
@@ -281,14 +285,8 @@ def restart(argv: Optional[Sequence[str]] = None, *, strategy: Optional[str] = N
 
 def _identity(inst: Installation) -> Tuple:
     """What changes when a new version is put in place (an update in progress counts)."""
-    def ident(path):
-        try:
-            st = os.stat(path)
-            return st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns
-        except OSError:
-            return None
-    journal = moveaside.sibling(inst.target, moveaside.JOURNAL_SUFFIX)
-    return ident(inst.target), ident(inst.executable), os.path.lexists(journal)
+    journal = siblings.hidden(inst.target, siblings.JOURNAL)
+    return identity(inst.target), identity(inst.executable), os.path.lexists(journal)
 
 
 def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -> None:
@@ -313,13 +311,11 @@ def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -
         elif strategy == WINDOWS:
             # Never write over the running file: build the new one beside it, then swap names.
             staged = moveaside.staged_file(inst.target)
-            moveaside.remove_quietly(staged)
-            before = os.stat(inst.target)
+            remove_quietly(staged)
+            before = identity(inst.target)
             apply_patch(inst.target, patch, output=staged)
-            after = os.stat(inst.target)
-            if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size,
-                                                                       after.st_mtime_ns):
-                moveaside.remove_quietly(staged)
+            if identity(inst.target) != before:
+                remove_quietly(staged)
                 raise SelfUpdateError("was changed while the update was being prepared", source=inst.target)
             moveaside.replace_file(inst.target, staged)
         else:
@@ -434,13 +430,13 @@ def cleanup_previous_update(installation: Optional[Installation] = None, *, rest
             if remove_stale_temporaries(inst.target):
                 done.append("removed temporary files an interrupted update left")
         else:
-            journal = moveaside.sibling(inst.target, moveaside.JOURNAL_SUFFIX)
+            journal = siblings.hidden(inst.target, siblings.JOURNAL)
             if os.path.lexists(journal):
                 prepare()  # rolling forward replaces files this program may still import from
             done += moveaside.finish_folder(inst.target)
-            staging = moveaside.sibling(inst.target, moveaside.NEW_SUFFIX)
+            staging = siblings.hidden(inst.target, siblings.NEW)
             if os.path.lexists(staging) and not os.path.lexists(journal):
-                if moveaside.remove_quietly(staging):
+                if remove_quietly(staging):
                     done.append(f"removed {staging}, left by an interrupted update")
     except (OSError, PyzpatchError) as exc:
         done.append(f"could not finish cleaning up: {exc}")

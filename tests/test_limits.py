@@ -237,16 +237,17 @@ def test_folder_root_mode_is_checked(tmp_path):
     "pyzpatch-journal 1\nf\tzz\tx\nend\n",
 ])
 def test_a_malformed_swap_journal_is_ignored(tmp_path, journal):
+    from pyzpatch.fs import siblings
     from pyzpatch.install import moveaside
     target = tmp_path / "app"
     target.mkdir()
-    staging = moveaside.sibling(str(target), moveaside.NEW_SUFFIX)
+    staging = siblings.hidden(str(target), siblings.NEW)
     os.mkdir(staging)
-    with open(moveaside.sibling(str(target), moveaside.JOURNAL_SUFFIX), "w") as fp:
+    with open(siblings.hidden(str(target), siblings.JOURNAL), "w") as fp:
         fp.write(journal)
     moveaside.finish_folder(str(target))
     assert not (tmp_path / "escaped").exists()
-    assert not os.path.exists(moveaside.sibling(str(target), moveaside.JOURNAL_SUFFIX))
+    assert not os.path.exists(siblings.hidden(str(target), siblings.JOURNAL))
 
 
 def test_a_large_random_reorder_round_trips_as_a_list(tmp_path):

@@ -27,7 +27,8 @@ from ..errors import FormatError
 from ..formats import registry
 from ..formats.node import DEFLATE, ZLIB, Child, LazyBlob, Node, child_content, flatten, materialize
 from . import recompress
-from .wire import Reader, Writer, order_runs, permutation_bytes, rank_permutation, unrank_permutation
+from .permutations import order_runs, permutation_bytes, rank_permutation, unrank_permutation
+from .wire import Reader, Writer
 
 SAME, LITERAL, SPLICE, BSDIFF, STRUCT, RECOMPRESS, COPY = range(7)
 # How the kept children are ordered: as before, by a full Lehmer rank, as runs of the old

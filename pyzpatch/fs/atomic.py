@@ -8,6 +8,7 @@ import tempfile
 from typing import Iterable, List, Optional
 
 from ..errors import PyzpatchError
+from . import siblings
 from .durable import remove_quietly
 from .faults import checkpoint
 from .hashing import BackgroundHash
@@ -15,19 +16,16 @@ from .hashing import BackgroundHash
 _WRITE_BLOCK = 1024 * 1024
 
 
-TMP_SUFFIX = ".pyzpatch-tmp"
-
-
 def remove_stale_temporaries(path) -> int:
     """Remove temporary files an interrupted write of ``path`` left beside it (only ours)."""
-    directory, name = os.path.split(os.path.abspath(path))
+    directory = os.path.dirname(os.path.abspath(path))
     removed = 0
     try:
         names = os.listdir(directory)
     except OSError:
         return 0
     for entry in names:
-        if entry.startswith(f".{name}.") and entry.endswith(TMP_SUFFIX):
+        if siblings.is_temporary_of(entry, path):
             remove_quietly(os.path.join(directory, entry))
             removed += 1
     return removed
@@ -38,7 +36,7 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
     SHA-256; the caller renames it into place (or removes it) after checking."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TMP_SUFFIX, dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=siblings.temporary_prefix(path), suffix=siblings.TMP, dir=directory)
     except OSError as exc:
         raise PyzpatchError(f"cannot write beside it: {exc.strerror or exc}", source=os.fspath(path)) from None
     hasher = BackgroundHash()

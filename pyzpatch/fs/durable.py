@@ -1,5 +1,5 @@
-"""File-system steps that make updates crash-safe: flushing names to disk, the hidden names an
-update uses beside its target, and removing what an update leaves over."""
+"""File-system steps that make updates crash-safe: flushing names to disk, and removing what an
+update leaves over."""
 from __future__ import annotations
 
 import os
@@ -23,12 +23,6 @@ def fsync_path(path: str, strict: bool = False) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def sibling(target: str, suffix: str) -> str:
-    """The hidden name beside ``target`` that an update uses (``.NAME<suffix>``)."""
-    parent, name = os.path.split(target.rstrip(os.sep))
-    return os.path.join(parent, f".{name}{suffix}")
 
 
 def remove_tree(path: str) -> None:

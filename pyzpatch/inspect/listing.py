@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from ..errors import FormatError
 from ..formats import carchive, pyz
 from ..formats.pyz import Pyz
+from ..fs.walk import walk
 from .bundle import KIND_TITLES, Bundle
 
 
@@ -74,19 +76,15 @@ def _describe_zip(model, patterns: Sequence[str]) -> dict:
 
 def _folder_files(folder: str, patterns: Sequence[str]) -> List[dict]:
     files = []
-    for root, dirs, names in os.walk(folder):
-        dirs.sort()
-        for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, folder).replace(os.sep, "/")
-            if not _matches(rel, patterns):
-                continue
-            st = os.lstat(full)
-            row = {"name": rel, "size": st.st_size, "mode": oct(st.st_mode & 0o7777)}
-            if os.path.islink(full):
-                row["link"] = os.readlink(full)
-                row["size"] = 0
-            files.append(row)
+    for found in walk(folder):
+        st = found.st
+        if stat.S_ISDIR(st.st_mode) or not _matches(found.path, patterns):
+            continue
+        row = {"name": found.path, "size": st.st_size, "mode": oct(st.st_mode & 0o7777)}
+        if stat.S_ISLNK(st.st_mode):
+            row["link"] = os.readlink(found.full)
+            row["size"] = 0
+        files.append(row)
     return files
 
 

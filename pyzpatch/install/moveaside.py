@@ -31,13 +31,12 @@ import stat
 from typing import List, Tuple
 
 from ..errors import PyzpatchError
-from ..fs.durable import fsync_path, remove_quietly, sibling
+from ..fs.durable import fsync_path, remove_quietly
 from ..fs.faults import checkpoint
 from ..fs.safepath import split_archive_name
+from ..fs.siblings import JOURNAL, NEW, OLD, hidden, visible
+from ..fs.walk import walk
 
-NEW_SUFFIX = ".pyzpatch-new"
-OLD_SUFFIX = ".pyzpatch-old"
-JOURNAL_SUFFIX = ".pyzpatch-journal"
 _JOURNAL_MAGIC = "pyzpatch-journal 1"
 # What finish_folder says when it completed an interrupted swap (the program must restart).
 ROLLED_FORWARD = "finished moving in the new version an interrupted update had prepared"
@@ -48,12 +47,12 @@ _MAX_JOURNAL_SIZE = 64 * 1024 * 1024
 # Single files
 
 def staged_file(path: str) -> str:
-    return path + NEW_SUFFIX
+    return visible(path, NEW)
 
 
 def _aside_name(path: str) -> str:
     """``NAME.pyzpatch-old``, or ``NAME.pyzpatch-old-N`` while an older one is still in use."""
-    aside = path + OLD_SUFFIX
+    aside = visible(path, OLD)
     if remove_quietly(aside) and not os.path.lexists(aside):
         return aside
     for n in range(1, 1000):
@@ -98,7 +97,7 @@ def finish_file(path: str) -> List[str]:
     except OSError:
         names = []
     for entry in sorted(names):
-        if entry == name + OLD_SUFFIX or entry.startswith(name + OLD_SUFFIX + "-"):
+        if entry == name + OLD or entry.startswith(name + OLD + "-"):
             full = os.path.join(directory, entry)
             if remove_quietly(full):
                 done.append(f"removed the old version {full}")
@@ -111,14 +110,10 @@ def finish_file(path: str) -> List[str]:
 def _entries(root: str) -> List[Tuple[str, int, str]]:
     """(kind "d"/"f"/"l", mode, relative path) of everything below ``root``, parents first."""
     out = [("d", stat.S_IMODE(os.stat(root).st_mode), ".")]
-    for current, dirs, files in os.walk(root):
-        rel_dir = os.path.relpath(current, root)
-        for name in sorted(dirs + files):
-            full = os.path.join(current, name)
-            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
-            st = os.lstat(full)
-            kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
-            out.append((kind, stat.S_IMODE(st.st_mode), rel))
+    for found in walk(root):
+        mode = found.st.st_mode
+        kind = "l" if stat.S_ISLNK(mode) else "d" if stat.S_ISDIR(mode) else "f"
+        out.append((kind, stat.S_IMODE(mode), found.native))
     return out
 
 
@@ -191,7 +186,7 @@ def _move_aside(path: str, trash: str, rel: str) -> None:
 
 def move_in_folder(target: str, staging: str) -> None:
     """Swap the complete, verified folder ``staging`` into ``target`` file by file."""
-    journal = sibling(target, JOURNAL_SUFFIX)
+    journal = hidden(target, JOURNAL)
     try:
         _write_journal(journal, _entries(staging))
     except BaseException:
@@ -209,8 +204,8 @@ def move_in_folder(target: str, staging: str) -> None:
 def _roll_forward(target: str, staging: str, entries) -> None:
     """Move every staged file that is still staged into place (the old one to the trash), then
     what the new version lacks to the trash; the trash itself is removed at the next start."""
-    trash = sibling(target, OLD_SUFFIX)
-    journal = sibling(target, JOURNAL_SUFFIX)
+    trash = hidden(target, OLD)
+    journal = hidden(target, JOURNAL)
     wanted = {rel for _, _, rel in entries}
     try:
         for kind, mode, rel in entries:
@@ -257,8 +252,8 @@ def _roll_forward(target: str, staging: str, entries) -> None:
 def finish_folder(target: str) -> List[str]:
     """Complete an interrupted file-by-file swap and remove what was moved aside."""
     done = []
-    journal = sibling(target, JOURNAL_SUFFIX)
-    staging = sibling(target, NEW_SUFFIX)
+    journal = hidden(target, JOURNAL)
+    staging = hidden(target, NEW)
     if os.path.lexists(journal):
         entries = _read_journal(journal)
         if entries is not None and os.path.isdir(staging) and os.path.isdir(target):
@@ -267,7 +262,7 @@ def finish_folder(target: str) -> List[str]:
         else:
             remove_quietly(journal)
     remove_quietly(journal + ".tmp")
-    trash = sibling(target, OLD_SUFFIX)
+    trash = hidden(target, OLD)
     if os.path.lexists(trash) and os.path.isdir(target) and not os.path.lexists(journal):
         if remove_quietly(trash):
             done.append(f"removed the old files moved aside to {trash}")

@@ -25,6 +25,7 @@ from ..fs.durable import fsync_path, remove_quietly
 from ..fs.faults import checkpoint
 from ..fs.filebytes import FileBytes
 from ..fs.hashing import BackgroundHash
+from ..fs.identity import identity, of_stat
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, piece_limit
 from ..patchfile.reader import read_patch_file
@@ -194,7 +195,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
         remove_quietly(tmp)
         raise PyzpatchError("applying it gives a different file than the one it was made from "
                             "(not even its content matches)", source=patch.path)
-    if out_path == real_target and _replaced_since(real_target, verified):
+    if out_path == real_target and identity(real_target) != of_stat(verified):
         remove_quietly(tmp)
         raise PyzpatchError("was replaced or changed while the patch was being applied; left as it is now",
                             source=target)
@@ -253,16 +254,6 @@ def _stat(path: str) -> os.stat_result:
         return os.stat(path)
     except OSError as exc:
         raise PyzpatchError(exc.strerror or str(exc), source=path) from None
-
-
-def _replaced_since(path: str, verified: os.stat_result) -> bool:
-    """Did something replace or modify the file at ``path`` after it was verified?"""
-    try:
-        now = os.stat(path)
-    except OSError:
-        return True
-    return (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != \
-        (verified.st_ino, verified.st_dev, verified.st_size, verified.st_mtime_ns)
 
 
 def _content_identical(path: str, header: Header) -> bool:

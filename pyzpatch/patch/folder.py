@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from ..delta.engine import Decoder, Encoder
 from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
 from ..formats.node import Node, flatten
-from ..fs.durable import fsync_path, remove_quietly, remove_tree, sibling
+from ..fs.durable import fsync_path, remove_quietly, remove_tree
 from ..fs.faults import checkpoint
+from ..fs.siblings import NEW, OLD, READY, hidden
 from ..install import moveaside
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, piece_limit
@@ -41,9 +42,6 @@ from ..patchfile.reader import read_patch_file
 from .foldernode import DIR, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
 from .made import MadePatch, signed
 
-STAGING_SUFFIX = ".pyzpatch-new"
-READY_SUFFIX = ".pyzpatch-ready"
-OLD_SUFFIX = ".pyzpatch-old"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -124,8 +122,8 @@ def _exchange(a: str, b: str) -> bool:
 
 def _recover(target: str) -> str:
     """Finish or undo what an interrupted apply left beside ``target``; say what was done."""
-    staging, ready = sibling(target, STAGING_SUFFIX), sibling(target, READY_SUFFIX)
-    old_aside = sibling(target, OLD_SUFFIX)
+    staging, ready = hidden(target, NEW), hidden(target, READY)
+    old_aside = hidden(target, OLD)
     # An interrupted file-by-file swap is finished first (it also empties the old-files trash).
     finished = "; ".join(moveaside.finish_folder(target))
     if not os.path.exists(target) and os.path.isdir(staging) and os.path.exists(ready):
@@ -246,7 +244,7 @@ def _stage(target: str, header: Header, body: Body, patch_name: str, dry_run: bo
                                 source=patch_name)
         if dry_run:
             return None, 0, 0
-        staging = sibling(target, STAGING_SUFFIX)
+        staging = hidden(target, NEW)
         try:
             written, linked = _build_staging(staging, old.root, old_node, new_node)
         except OSError as exc:
@@ -269,8 +267,8 @@ def _swap_folders(target: str, staging: str) -> None:
         _checkpoint()
         remove_tree(staging)  # now the old folder
     else:
-        ready = sibling(target, READY_SUFFIX)
-        old_aside = sibling(target, OLD_SUFFIX)
+        ready = hidden(target, READY)
+        old_aside = hidden(target, OLD)
         with open(ready, "wb") as fp:
             os.fsync(fp.fileno())
         _fsync_strict(parent)

@@ -22,6 +22,7 @@ from ..errors import PyzpatchError
 from ..formats.node import Child, Node
 from ..fs.filebytes import FileBytes
 from ..fs.safepath import split_archive_name
+from ..fs.walk import walk
 
 NODE_KIND = "folder"
 FILE, LINK, DIR = "f", "l", "d"
@@ -44,22 +45,17 @@ def scan(root: str) -> List[Entry]:
     if not os.path.isdir(root):
         raise PyzpatchError("is not a folder", source=root)
     entries: List[Entry] = []
-    for current, dirs, files in os.walk(root, followlinks=False):
-        rel_dir = os.path.relpath(current, root)
-        for name in sorted(dirs + files):
-            full = os.path.join(current, name)
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
-            st = os.lstat(full)
-            mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                entries.append(Entry(rel, LINK, 0, os.readlink(full)))
-            elif stat.S_ISDIR(st.st_mode):
-                entries.append(Entry(rel, DIR, mode))
-            elif stat.S_ISREG(st.st_mode):
-                entries.append(Entry(rel, FILE, mode))
-            else:
-                raise PyzpatchError("is neither a file, a folder nor a symbolic link", source=full)
-        # os.walk does not descend into links to folders (followlinks=False): good.
+    for found in walk(root):
+        st = found.st
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISLNK(st.st_mode):
+            entries.append(Entry(found.path, LINK, 0, os.readlink(found.full)))
+        elif stat.S_ISDIR(st.st_mode):
+            entries.append(Entry(found.path, DIR, mode))
+        elif stat.S_ISREG(st.st_mode):
+            entries.append(Entry(found.path, FILE, mode))
+        else:
+            raise PyzpatchError("is neither a file, a folder nor a symbolic link", source=found.full)
     entries.sort(key=lambda e: e.path)
     return entries
 
@@ -123,16 +119,12 @@ def node_hash(node: Node, content_hash=None) -> tuple:
 
 def total_size(root: str) -> int:
     """The bytes of every regular file below ``root`` (links not followed); 0 if it is missing."""
-    total = 0
-    for current, _, files in os.walk(root, followlinks=False):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(current, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                total += st.st_size
-    return total
+    if not os.path.isdir(root):
+        return 0
+    try:
+        return sum(f.st.st_size for f in walk(root) if stat.S_ISREG(f.st.st_mode))
+    except OSError:
+        return 0
 
 
 def check_new_node(node: Node) -> None:
