@@ -142,7 +142,7 @@ def test_signed_windows_file_says_what_signs_it(platform_pairs_pyi6):
         assert bundle.layout.signed
         assert bundle.layout.signature.startswith("Authenticode certificate table (")
         assert "certificate table follows the archive" in bundle.layout.notes
-        assert len(bundle.exe.tail) >= certificate_table_size(v1)
+        assert len(bundle.executable.tail) >= certificate_table_size(v1)
 
 
 def test_show_says_a_platform_patch_is_structural(platform_pairs_pyi6, tmp_path):

@@ -22,12 +22,26 @@ SIDELOAD_MAGIC = b"MEI\015\013\012\013\016"
 COOKIE = struct.Struct("!8sIIII64s")
 TOC_ENTRY = struct.Struct("!IIIIBc")
 
+# Entry typecodes, named as PyInstaller names them (PyInstaller/archive/readers.py).
+PKG_ITEM_BINARY = "b"  # a shared library or extension module
+PKG_ITEM_DEPENDENCY = "d"  # a reference to a file in another program's archive (no data)
+PKG_ITEM_PYZ = "z"  # the PYZ archive of pure-Python modules (stored uncompressed)
+PKG_ITEM_ZIPFILE = "Z"  # a zip of Python modules (old builds)
+PKG_ITEM_PYPACKAGE = "M"  # a package's code, run by the bootloader
+PKG_ITEM_PYMODULE = "m"  # a module's code, run by the bootloader
+PKG_ITEM_PYSOURCE = "s"  # a script: the entry point or a runtime hook (marshalled code)
+PKG_ITEM_DATA = "x"  # a data file
+PKG_ITEM_RUNTIME_OPTION = "o"  # an option for the bootloader (no data; may repeat)
+PKG_ITEM_SPLASH = "l"  # splash-screen resources
+PKG_ITEM_SYMLINK = "n"  # a symbolic link to create on extraction
+
 TYPE_NAMES = {
-    "b": "binary", "d": "dependency", "z": "PYZ archive", "Z": "zipfile", "M": "package",
-    "m": "module", "s": "script", "x": "data", "o": "runtime option", "l": "splash",
-    "n": "symlink",
+    PKG_ITEM_BINARY: "binary", PKG_ITEM_DEPENDENCY: "dependency", PKG_ITEM_PYZ: "PYZ archive",
+    PKG_ITEM_ZIPFILE: "zipfile", PKG_ITEM_PYPACKAGE: "package", PKG_ITEM_PYMODULE: "module",
+    PKG_ITEM_PYSOURCE: "script", PKG_ITEM_DATA: "data", PKG_ITEM_RUNTIME_OPTION: "runtime option",
+    PKG_ITEM_SPLASH: "splash", PKG_ITEM_SYMLINK: "symlink",
 }
-PYZ_TYPECODE = "z"
+PYZ_TYPECODE = PKG_ITEM_PYZ
 
 
 @dataclass
@@ -73,7 +87,7 @@ def detect(buf) -> bool:
 def embeds_python_library(archive: "CArchive") -> bool:
     """Does the archive carry the Python shared library itself? A one-file build's does; a
     one-folder build's leaves it in the folder beside the executable."""
-    return any(e.typecode == "b" and e.name == archive.pylib for e in archive.entries)
+    return any(e.typecode == PKG_ITEM_BINARY and e.name == archive.pylib for e in archive.entries)
 
 
 def entry_content(entry: CEntry) -> bytes:

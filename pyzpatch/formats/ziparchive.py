@@ -10,15 +10,50 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Iterator, List, NamedTuple, Optional
 
 from ..errors import FormatError
 from .layout import FixedLayout, check_regions, detect_layout, place
 from .node import DEFLATE, Child, LazyBlob, Node, join, unique_keys
 
-LOCAL = struct.Struct("<4sHHHHHIIIHH")
-CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
-EOCD = struct.Struct("<4sHHHHIIH")
+# The records, declared once. On disk each starts with its signature and carries the lengths of
+# its variable fields; the named tuples hold everything else, in file order, and the codec
+# derives signatures, lengths and offsets when it writes.
+LOCAL = struct.Struct("<4sHHHHHIIIHH")  # signature, then LocalHeader's numbers, name and extra lengths
+CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # signature, numbers, three lengths, numbers, local offset
+EOCD = struct.Struct("<4sHHHHIIH")  # signature, disks, counts, directory size and offset, comment length
+
+
+class LocalHeader(NamedTuple):
+    version: int  # version needed to extract
+    flags: int
+    method: int
+    time: int
+    date: int
+    crc32: int
+    compressed_size: int
+    size: int
+    name: bytes
+    extra: bytes
+
+
+class CentralHeader(NamedTuple):
+    made_by: int
+    version: int  # version needed to extract
+    flags: int
+    method: int
+    time: int
+    date: int
+    crc32: int
+    compressed_size: int
+    size: int
+    name: bytes
+    extra: bytes
+    comment: bytes
+    disk_start: int
+    internal_attributes: int
+    external_attributes: int
+
 LOCAL_SIG, CENTRAL_SIG, EOCD_SIG = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
 ZIP64_LOCATOR_SIG, DESCRIPTOR_SIG = b"PK\x06\x07", b"PK\x07\x08"
 STORED, DEFLATED = 0, 8
@@ -27,32 +62,33 @@ _MAX_COMMENT = 0xFFFF
 
 @dataclass
 class ZipMember:
-    # Local header fields: version, flags, method, time, date, crc, csize, usize, name, extra.
-    local: tuple
+    local: LocalHeader  # (a plain tuple of the same fields is taken too, as a patch gives it)
     data: object  # stored (compressed) bytes; bytes-like or LazyBlob
     descriptor: bytes  # data descriptor after the data (flag bit 3), raw; usually empty
-    # Central header fields: version made by, version needed, flags, method, time, date, crc,
-    # csize, usize, name, extra, comment, disk start, internal attributes, external attributes.
-    central: tuple
+    central: CentralHeader
+
+    def __post_init__(self):
+        self.local = LocalHeader(*self.local)
+        self.central = CentralHeader(*self.central)
 
     @property
     def name(self) -> str:
-        return self.central[9].decode("utf-8", "surrogateescape")
+        return self.central.name.decode("utf-8", "surrogateescape")
 
     @property
     def method(self) -> int:
-        return self.central[3]
+        return self.central.method
 
     @property
     def size(self) -> int:
-        return self.central[8]
+        return self.central.size
 
     @property
     def crc32(self) -> int:
-        return self.central[6]
+        return self.central.crc32
 
     def record_length(self) -> int:
-        return LOCAL.size + len(self.local[8]) + len(self.local[9]) + len(self.data) + len(self.descriptor)
+        return LOCAL.size + len(self.local.name) + len(self.local.extra) + len(self.data) + len(self.descriptor)
 
 
 @dataclass
@@ -128,8 +164,8 @@ def parse(buf) -> ZipArchive:
         name = bytes(view[cursor:cursor + n_len])
         extra = bytes(view[cursor + n_len:cursor + n_len + e_len])
         comment = bytes(view[cursor + n_len + e_len:end])
-        central = (made, needed, flags, method, time, date, crc, csize, usize, name, extra, comment, disk_start,
-                   iattr, eattr)
+        central = CentralHeader(made, needed, flags, method, time, date, crc, csize, usize, name, extra, comment,
+                                disk_start, iattr, eattr)
         members.append((central, local_off + shift))
         pos = end
     if pos != eocd_pos:
@@ -138,7 +174,7 @@ def parse(buf) -> ZipArchive:
     parsed = []
     offsets, lengths = [], []
     for index, (central, local_pos) in enumerate(members):
-        field = f"zip member {index} ({central[9][:80]!r})"
+        field = f"zip member {index} ({central.name[:80]!r})"
         if local_pos < 0 or local_pos + LOCAL.size > cd_pos:
             raise FormatError(field, f"local header at offset {local_pos} lies outside the member area")
         lf = LOCAL.unpack_from(view, local_pos)
@@ -146,12 +182,12 @@ def parse(buf) -> ZipArchive:
             raise FormatError(field, "local header signature missing")
         _, version, flags, method, time, date, crc, csize, usize, n_len, e_len = lf
         data_pos = local_pos + LOCAL.size + n_len + e_len
-        data_end = data_pos + central[7]
+        data_end = data_pos + central.compressed_size
         if data_end > cd_pos:
-            raise FormatError(field, f"data of {central[7]} bytes runs into the central directory")
-        local = (version, flags, method, time, date, crc, csize, usize,
-                 bytes(view[local_pos + LOCAL.size:local_pos + LOCAL.size + n_len]),
-                 bytes(view[local_pos + LOCAL.size + n_len:data_pos]))
+            raise FormatError(field, f"data of {central.compressed_size} bytes runs into the central directory")
+        local = LocalHeader(version, flags, method, time, date, crc, csize, usize,
+                            bytes(view[local_pos + LOCAL.size:local_pos + LOCAL.size + n_len]),
+                            bytes(view[local_pos + LOCAL.size + n_len:data_pos]))
         descriptor = b""
         if flags & 0x08:
             desc_len = 16 if bytes(view[data_end:data_end + 4]) == DESCRIPTOR_SIG else 12

@@ -37,9 +37,9 @@ class Bundle:
     path: str  # what the user named
     kind: str
     archive_file: str  # the file that holds the CArchive (or the PYZ)
-    executable: Optional[str] = None
+    executable_path: Optional[str] = None  # the program file, when there is one
     folder: Optional[str] = None  # root of a one-folder build
-    exe: Optional[Executable] = None  # set when the archive is embedded in an executable
+    executable: Optional[Executable] = None  # its model, when the archive is embedded in it
     archive: Optional[CArchive] = None
     pyzs: List[Tuple[str, Pyz]] = field(default_factory=list)  # (name of the CArchive entry, model)
     zip: Optional[ZipArchive] = None  # a zip file, zipapp, or interpreter with a zip appended
@@ -49,7 +49,7 @@ class Bundle:
     _files: List[FileBytes] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
-        self.exe = self.archive = self.zip = None
+        self.executable = self.archive = self.zip = None
         self.pyzs = []
         for f in self._files:
             f.close()
@@ -98,7 +98,7 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
             exe = found.value
             kind = ONEFILE if carchive.embeds_python_library(exe.archive) else ONEDIR
             start, end = len(exe.head), len(data) - len(exe.tail)
-            bundle = Bundle(bundle_path, kind, path, executable=path, exe=exe, archive=exe.archive,
+            bundle = Bundle(bundle_path, kind, path, executable_path=path, executable=exe, archive=exe.archive,
                             archive_start=start, layout=binary.inspect(data, start, end), _files=[fb])
             if kind == ONEDIR:
                 bundle.folder = os.path.dirname(os.path.abspath(path))
@@ -108,7 +108,7 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
                 raise PyzpatchError(f"side-loaded executable, but its archive {os.path.basename(pkg_path)} "
                                     f"is not beside it", source=path)
             inner = _open_file(pkg_path, bundle_path)
-            inner.kind, inner.executable = SIDELOAD, path
+            inner.kind, inner.executable_path = SIDELOAD, path
             inner.layout = replace(binary.inspect(data, len(data), len(data)), placement=binary.SIDELOADED)
             inner._files.append(fb)
             return inner

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from ..errors import NotFoundError, PyzpatchError
+from ..formats import carchive
 from ..formats.carchive import PYZ_TYPECODE, CEntry, entry_content
 from ..formats.pyz import NAMESPACE, PACKAGE, PyzEntry, module_content
 from ..fs.safepath import make_folder_inside, split_archive_name, write_inside
 from .bundle import Bundle
 
-CODE_TYPECODES = {"s", "m", "M"}
-NO_DATA_TYPECODES = {"o", "d"}  # runtime options and dependency references carry no bytes
+CODE_TYPECODES = {carchive.PKG_ITEM_PYSOURCE, carchive.PKG_ITEM_PYMODULE, carchive.PKG_ITEM_PYPACKAGE}
+NO_DATA_TYPECODES = {carchive.PKG_ITEM_RUNTIME_OPTION, carchive.PKG_ITEM_DEPENDENCY}  # they carry no bytes
 
 
 @dataclass
@@ -85,7 +86,7 @@ class _Plan:
         return fnmatch.fnmatchcase(name, pattern) if _is_glob(pattern) else name == pattern
 
     def entry_target(self, entry: CEntry) -> Optional[List[str]]:
-        if entry.typecode in NO_DATA_TYPECODES or entry.typecode == "n":
+        if entry.typecode in NO_DATA_TYPECODES or entry.typecode == carchive.PKG_ITEM_SYMLINK:
             return None
         parts = split_archive_name(entry.name)
         if entry.typecode in CODE_TYPECODES and self.pymagic:
@@ -137,7 +138,7 @@ def _extract(bundle: Bundle, out_dir: str, names: Sequence[str], everything: boo
 
 def _write_entry(root: str, entry: CEntry, parts, pymagic) -> Extracted:
     if parts is None:
-        note = "symbolic link, not created" if entry.typecode == "n" else "no data"
+        note = "symbolic link, not created" if entry.typecode == carchive.PKG_ITEM_SYMLINK else "no data"
         return Extracted(entry.name, "carchive", None, note)
     data = entry_content(entry)
     if entry.typecode in CODE_TYPECODES and pymagic:

@@ -93,7 +93,7 @@ def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
     out: Dict[str, object] = {
         "path": bundle.path,
         "kind": bundle.kind,
-        "executable": bundle.executable,
+        "executable": bundle.executable_path,
         "archive_file": bundle.archive_file,
     }
     if bundle.layout is not None:
@@ -116,7 +116,7 @@ def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
                 "uncompressed_length": entry.uncompressed_length,
                 "compressed": entry.compressed,
             })
-        exe = bundle.exe
+        exe = bundle.executable
         out["archive"] = {
             "start": bundle.archive_start,
             "length": _archive_length(bundle),
@@ -139,7 +139,7 @@ def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
 
 
 def _archive_length(bundle: Bundle) -> int:
-    exe = bundle.exe
+    exe = bundle.executable
     size = os.path.getsize(bundle.archive_file)
     return size - (len(exe.head) + len(exe.tail) if exe else 0)
 
