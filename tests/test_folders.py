@@ -119,10 +119,14 @@ def test_escaping_names_are_refused_before_writing(tmp_path, key, attrs):
 
 # --- killed in the middle ------------------------------------------------------------------
 
-def _apply_process(target, patch, env_extra):
+def _apply_process(target, patch, env_extra, swap="folder"):
     env = dict(os.environ, PYTHONPATH=str(REPO), **env_extra)
-    return subprocess.Popen([sys.executable, "-m", "pyzpatch", "apply", str(target), str(patch)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if swap == "folder":  # the command line, as a user runs it
+        cmd = [sys.executable, "-m", "pyzpatch", "apply", str(target), str(patch)]
+    else:  # the API, to choose the swap a system without an atomic exchange gets
+        cmd = [sys.executable, "-c", "import sys; from pyzpatch import apply_folder_patch; "
+               f"apply_folder_patch(sys.argv[1], sys.argv[2], swap={swap!r})", str(target), str(patch)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _check_after_kill(target, old_state, new_state, patch, atomic=True):
@@ -142,11 +146,11 @@ def _linked_copy(src, dest):
     shutil.copytree(src, dest, symlinks=True, copy_function=os.link)
 
 
-def _checkpoint_count(hello_onedir, patch, tmp_path, extra) -> int:
+def _checkpoint_count(hello_onedir, patch, tmp_path, swap) -> int:
     target = tmp_path / "count" / "hello"
     _linked_copy(hello_onedir, target)
     counter = tmp_path / "count.txt"
-    proc = _apply_process(target, patch, {"PYZPATCH_TEST_COUNT_TO": str(counter), **extra})
+    proc = _apply_process(target, patch, {"PYZPATCH_TEST_COUNT_TO": str(counter)}, swap)
     proc.communicate(timeout=120)
     assert proc.returncode == 0
     shutil.rmtree(target.parent)
@@ -156,8 +160,8 @@ def _checkpoint_count(hello_onedir, patch, tmp_path, extra) -> int:
 @pytest.mark.parametrize("exchange,points", [(True, 35), (False, 15)], ids=["exchange", "two-renames"])
 def test_sigkill_at_checkpoints(hello_onedir, hello_v2_onedir, onedir_patch, tmp_path, exchange, points):
     old_state, new_state = folder_state(hello_onedir), folder_state(hello_v2_onedir)
-    extra = {} if exchange else {"PYZPATCH_TEST_NO_EXCHANGE": "1"}
-    total = _checkpoint_count(hello_onedir, onedir_patch, tmp_path, extra)
+    swap = "folder" if exchange else "two-renames"
+    total = _checkpoint_count(hello_onedir, onedir_patch, tmp_path, swap)
     # Points spread over the whole run, always including the last few (the swap).
     chosen = sorted({max(1, round(i * total / points)) for i in range(1, points + 1)} | {total - 2, total - 1, total})
     assert len(chosen) >= min(points, total)
@@ -165,7 +169,7 @@ def test_sigkill_at_checkpoints(hello_onedir, hello_v2_onedir, onedir_patch, tmp
         work = tmp_path / f"k{point}"
         target = work / "hello"
         _linked_copy(hello_onedir, target)
-        proc = _apply_process(target, onedir_patch, {"PYZPATCH_TEST_KILL_AT": str(point), **extra})
+        proc = _apply_process(target, onedir_patch, {"PYZPATCH_TEST_KILL_AT": str(point)}, swap)
         proc.communicate(timeout=120)
         assert proc.returncode == -signal.SIGKILL
         _check_after_kill(target, old_state, new_state, onedir_patch, atomic=exchange)

@@ -191,16 +191,19 @@ def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node) 
 
 
 SWAP_FOLDER = "folder"      # swap the whole folder in one step (POSIX)
+SWAP_TWO_RENAMES = "two-renames"  # old folder aside, new one in (where names cannot be exchanged)
 SWAP_PER_FILE = "per-file"  # move changed files aside one by one (a running program on Windows)
 
 
 def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
                        swap: str = SWAP_FOLDER) -> FolderApplyResult:
-    """Apply a folder patch (a path, or a ``PatchFile`` already read) to the folder ``target``. ``swap`` says how the staged new folder
-    takes the old one's place: ``"folder"`` exchanges the two folders atomically;
-    ``"per-file"`` (for a program running on Windows, see moveaside.py) moves changed files
-    aside one by one under a journal."""
-    if swap not in (SWAP_FOLDER, SWAP_PER_FILE):
+    """Apply a folder patch (a path, or a ``PatchFile`` already read) to the folder ``target``.
+    ``swap`` says how the staged new folder takes the old one's place: ``"folder"`` exchanges the
+    two folders atomically where the system can (else as ``"two-renames"``); ``"two-renames"``
+    renames the old folder aside and the new one in, behind a ready marker; ``"per-file"`` (for
+    a program running on Windows, see moveaside.py) moves changed files aside one by one under a
+    journal."""
+    if swap not in (SWAP_FOLDER, SWAP_TWO_RENAMES, SWAP_PER_FILE):
         raise ValueError(f"unknown swap {swap!r}")
     target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
     patch = read_patch_file(patch, trusted_keys)
@@ -215,7 +218,7 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
         _checkpoint()
         moveaside.move_in_folder(target, staging)
     else:
-        _swap_folders(target, staging)
+        _swap_folders(target, staging, exchange=swap == SWAP_FOLDER)
     return FolderApplyResult(target, True, recovered, written, linked)
 
 
@@ -258,10 +261,10 @@ def _stage(target: str, header: Header, body: Body, patch_name: str, dry_run: bo
     return staging, written, linked
 
 
-def _swap_folders(target: str, staging: str) -> None:
+def _swap_folders(target: str, staging: str, exchange: bool) -> None:
     parent = os.path.dirname(target)
     _checkpoint()
-    if not os.environ.get("PYZPATCH_TEST_NO_EXCHANGE") and _exchange(staging, target):
+    if exchange and _exchange(staging, target):
         _checkpoint()
         _fsync_strict(parent)
         _checkpoint()
