@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz import base
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats import carchive, executable
 from pyzpatch.inspect.bundle import open_bundle
@@ -25,9 +26,13 @@ def assert_clean_failure(result, path) -> None:
     assert str(path) in lines[0] or os.path.basename(str(path)) in lines[0]
 
 
-@pytest.fixture(scope="module")
-def hello_bytes(hello_onefile) -> bytes:
-    return hello_onefile.read_bytes()
+@pytest.fixture(scope="module", params=["synthetic", pytest.param("hello", marks=pytest.mark.slow)])
+def hello_bytes(request) -> bytes:
+    """An executable to damage: one built in memory (fuzz/base.py: a CArchive with a PYZ, a zip
+    and compressed entries, fast), and a real PyInstaller build (slow)."""
+    if request.param == "synthetic":
+        return base.OLD
+    return request.getfixturevalue("hello_onefile").read_bytes()
 
 
 def cookie_pos(raw: bytes) -> int:
