@@ -31,9 +31,9 @@ PE_HEAD = b"MZ" + bytes(58) + (64).to_bytes(4, "little") + b"PE\0\0" + bytes(200
 
 def test_wire_ids_are_fixed():
     # Patches record these numbers; changing one breaks every patch made before.
-    assert {c.NODE_KIND: c.WIRE_ID for c in registry.FORMATS} == {"exe": 0, "carchive": 1, "pyz": 2, "zip": 3}
-    for codec in registry.FORMATS:
-        assert registry.kind_of_wire_id(codec.WIRE_ID) == codec.NODE_KIND
+    assert {f.kind: f.wire_id for f in registry.FORMATS} == {"exe": 0, "carchive": 1, "pyz": 2, "zip": 3}
+    for fmt in registry.FORMATS:
+        assert registry.kind_of_wire_id(fmt.wire_id) == fmt.kind
     assert registry.kind_of_wire_id(4) is None
 
 
@@ -59,10 +59,10 @@ def test_falls_through_when_the_first_candidate_does_not_parse():
     # An opener that refuses the first candidate passes the bytes on to the next.
     good = _archive_of(OLD)
 
-    def opener(codec, data):
-        if codec is carchive:
+    def opener(fmt, data):
+        if fmt.codec is carchive:
             raise carchive.FormatError("test", "refused")
-        return codec.parse(data)
+        return fmt.codec.parse(data)
 
     found = registry.recognize(good, opener)
     assert found.kind == "exe" and [k for k, _ in found.rejected] == ["carchive"]

@@ -97,19 +97,20 @@ def rebuilds_exactly(node: Node, original) -> bool:
     return pos == len(original)
 
 
-def _open_pair(codec, old, new) -> Tuple[Node, Node]:
-    """Both versions opened as ``codec``'s containers, if each rebuilds to exactly its bytes;
-    else FormatError saying why not (``registry.recognize`` then tries the next format)."""
-    if not len(old) or not codec.detect(old):
-        raise FormatError("the old version", f"is not a {codec.TITLE}")
-    new_node = codec.open_node(new)
+def _open_pair(fmt, old, new) -> Tuple[Node, Node]:
+    """Both versions opened as containers of the format ``fmt`` (a row of ``registry.FORMATS``),
+    if each rebuilds to exactly its bytes; else FormatError saying why not (``registry.recognize``
+    then tries the next format)."""
+    if not len(old) or not fmt.codec.detect(old):
+        raise FormatError("the old version", f"is not a {fmt.title}")
+    new_node = fmt.codec.open_node(new)
     try:
-        old_node = codec.open_node(old)
+        old_node = fmt.codec.open_node(old)
     except FormatError as exc:
         raise FormatError("the old version", exc.problem) from None
     for node, original, which in ((new_node, new, "new"), (old_node, old, "old")):
         if not rebuilds_exactly(node, original):
-            raise FormatError(f"the {which} version", f"the {codec.TITLE} does not rebuild to the same bytes")
+            raise FormatError(f"the {which} version", f"the {fmt.title} does not rebuild to the same bytes")
     return old_node, new_node
 
 
@@ -193,7 +194,7 @@ class Encoder:
         if self.depth >= MAX_NESTING:
             self.unstructured[path] = f"containers nested more than {MAX_NESTING} deep"
             return self.bytes_delta(old, new)
-        found = registry.recognize(new, lambda codec, data: _open_pair(codec, old, data))
+        found = registry.recognize(new, lambda fmt, data: _open_pair(fmt, old, data))
         if found.kind is None:
             self.unstructured[path] = found.reason
             return self.bytes_delta(old, new)

@@ -196,8 +196,6 @@ def build(archive: CArchive) -> bytes:
 # --- the generic shape for the diff engine (see node.py) ----------------------------------
 
 NODE_KIND = "carchive"
-WIRE_ID = 1  # written into patches (docs/patch-format.md): never change or reuse
-TITLE = "CArchive"  # what the kind is called in messages
 LEVEL = 9  # PyInstaller's CArchiveWriter compresses entries with zlib level 9
 
 

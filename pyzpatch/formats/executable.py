@@ -99,8 +99,6 @@ def build(exe: Executable) -> bytes:
 # opens in turn. The head holds the bootloader, the tail ELF section headers or a signature.
 
 NODE_KIND = "exe"
-WIRE_ID = 0  # written into patches (docs/patch-format.md): never change or reuse
-TITLE = "PyInstaller executable"  # what the kind is called in messages
 NODE_KEYS = ("head", "archive", "tail")
 
 

@@ -151,8 +151,6 @@ def build(pyz: Pyz) -> bytes:
 # --- the generic shape for the diff engine (see node.py) ----------------------------------
 
 NODE_KIND = "pyz"
-WIRE_ID = 2  # written into patches (docs/patch-format.md): never change or reuse
-TITLE = "PYZ archive"  # what the kind is called in messages
 LEVEL = 6  # PyInstaller's ZlibArchiveWriter compresses modules with zlib level 6
 
 

@@ -3,8 +3,8 @@
 ``FORMATS`` is an ordered table. Each codec owns its detection (``detect``: a cheap look at
 magic numbers), its parsing (``parse`` into a model, for ``ls`` and ``extract``; ``open_node``
 into the generic node the diff engine sees) and its rebuilding (``from_node``/``iter_build``).
-Each has a fixed ``WIRE_ID`` that patches record; ids are listed in docs/patch-format.md and
-never change or get reused, whatever order the table is in.
+Each row gives the format a fixed wire id that patches record; ids are listed in
+docs/patch-format.md and never change or get reused, whatever order the table is in.
 
 Recognition tries every format whose ``detect`` accepts the bytes, in table order, and falls
 through to the next when parsing fails, so that bytes that look like one format but are another
@@ -25,16 +25,28 @@ from ..errors import FormatError
 from . import carchive, executable, pyz, ziparchive
 from .node import LazyBlob, Node
 
+
+@dataclass(frozen=True)
+class Format:
+    codec: ModuleType  # detect, parse, open_node, from_node, iter_build (and NODE_KEYS)
+    wire_id: int  # written into patches: never change or reuse one (docs/patch-format.md)
+    title: str  # what the kind is called in messages
+
+    @property
+    def kind(self) -> str:
+        return self.codec.NODE_KIND
+
+
 # Tried in this order: formats anchored at a fixed place first, the scan for a cookie last.
-FORMATS: Tuple[ModuleType, ...] = (
-    pyz,         # "PYZ\0" at the start
-    carchive,    # a cookie at the very end whose length field is the whole file
-    ziparchive,  # an end record reaching exactly to the end of the file
-    executable,  # a cookie anywhere: head | archive | tail (ELF, PE, Mach-O, or bare)
+FORMATS: Tuple[Format, ...] = (
+    Format(pyz, 2, "PYZ archive"),                   # "PYZ\0" at the start
+    Format(carchive, 1, "CArchive"),                 # a cookie at the very end, as long as the file
+    Format(ziparchive, 3, "zip archive"),            # an end record reaching exactly to the end
+    Format(executable, 0, "PyInstaller executable"),  # a cookie anywhere: head | archive | tail
 )
 
-_BY_KIND = {codec.NODE_KIND: codec for codec in FORMATS}
-_BY_WIRE_ID = {codec.WIRE_ID: codec for codec in FORMATS}
+_BY_KIND = {f.kind: f for f in FORMATS}
+_BY_WIRE_ID = {f.wire_id: f for f in FORMATS}
 assert len(_BY_WIRE_ID) == len(FORMATS), "two formats share a wire id"
 
 
@@ -57,19 +69,15 @@ class Recognition:
 
 def candidates(buf) -> List[str]:
     """The kinds whose detection accepts ``buf``, in the order they are tried."""
-    return [codec.NODE_KIND for codec in FORMATS if codec.detect(buf)]
+    return [f.kind for f in FORMATS if f.codec.detect(buf)]
 
 
-def recognize(buf, opener: Callable[[ModuleType, object], object] = None,
-              kinds: Optional[List[str]] = None) -> Recognition:
-    """Open ``buf`` as the first candidate format that parses it. ``opener(codec, buf)`` says
-    what opening means (default: the codec's model, ``codec.parse``); ``kinds`` restricts the
-    candidates (to those another version of the file also has, say)."""
-    opener = opener or (lambda codec, data: codec.parse(data))
+def recognize(buf, opener: Callable[[Format, object], object] = None) -> Recognition:
+    """Open ``buf`` as the first candidate format that parses it. ``opener(format, buf)`` says
+    what opening means (default: the codec's model, ``format.codec.parse``)."""
+    opener = opener or (lambda fmt, data: fmt.codec.parse(data))
     found = Recognition()
     for kind in candidates(buf):
-        if kinds is not None and kind not in kinds:
-            continue
         try:
             found.value = opener(_BY_KIND[kind], buf)
         except FormatError as exc:
@@ -82,34 +90,31 @@ def recognize(buf, opener: Callable[[ModuleType, object], object] = None,
 
 def open_any_node(buf) -> Recognition:
     """``recognize`` for the diff engine: the value is a generic Node."""
-    return recognize(buf, lambda codec, data: codec.open_node(data))
-
-
-def title(kind: str) -> str:
-    return _BY_KIND[kind].TITLE
+    return recognize(buf, lambda fmt, data: fmt.codec.open_node(data))
 
 
 def wire_id(kind: str) -> int:
-    return _BY_KIND[kind].WIRE_ID
+    return _BY_KIND[kind].wire_id
 
 
 def kind_of_wire_id(value: int) -> Optional[str]:
-    codec = _BY_WIRE_ID.get(value)
-    return codec.NODE_KIND if codec else None
+    fmt = _BY_WIRE_ID.get(value)
+    return fmt.kind if fmt else None
 
 
 def known_keys(kind: str) -> tuple:
     """Child keys a kind always uses, which a patch may name by index (one byte) instead."""
-    return getattr(_BY_KIND.get(kind), "NODE_KEYS", ())
+    fmt = _BY_KIND.get(kind)
+    return getattr(fmt.codec, "NODE_KEYS", ()) if fmt else ()
 
 
 def open_node(kind: str, buf) -> Node:
     """Parse ``buf`` as a container of ``kind`` (named by a patch). Raises FormatError when it is
     not one, or not one this codec can take apart and rebuild exactly."""
-    codec = _BY_KIND.get(kind)
-    if codec is None:
+    fmt = _BY_KIND.get(kind)
+    if fmt is None:
         raise FormatError("patch", f"unknown container kind {kind!r}")
-    return codec.open_node(buf)
+    return fmt.codec.open_node(buf)
 
 
 # What a codec raises when a node's meta or attrs are not what it wrote: the node came from a
@@ -119,12 +124,12 @@ _MALFORMED = (struct.error, TypeError, ValueError, KeyError, IndexError, Overflo
 
 def build_node(node: Node) -> LazyBlob:
     """The node's bytes, lazily: nothing is built until the blob's chunks are read."""
-    codec = _BY_KIND.get(node.kind)
-    if codec is None:
+    fmt = _BY_KIND.get(node.kind)
+    if fmt is None:
         raise FormatError("patch", f"unknown container kind {node.kind!r}")
     try:
-        model = codec.from_node(node)
-        pieces = list(codec.iter_build(model))
+        model = fmt.codec.from_node(node)
+        pieces = list(fmt.codec.iter_build(model))
         length = sum(len(p) for p in pieces)
     except FormatError:
         raise

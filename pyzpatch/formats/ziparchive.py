@@ -24,35 +24,16 @@ CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # signature, numbers, three leng
 EOCD = struct.Struct("<4sHHHHIIH")  # signature, disks, counts, directory size and offset, comment length
 
 
-class LocalHeader(NamedTuple):
-    version: int  # version needed to extract
-    flags: int
-    method: int
-    time: int
-    date: int
-    crc32: int
-    compressed_size: int
-    size: int
-    name: bytes
-    extra: bytes
-
-
-class CentralHeader(NamedTuple):
-    made_by: int
-    version: int  # version needed to extract
-    flags: int
-    method: int
-    time: int
-    date: int
-    crc32: int
-    compressed_size: int
-    size: int
-    name: bytes
-    extra: bytes
-    comment: bytes
-    disk_start: int
-    internal_attributes: int
-    external_attributes: int
+# The fields both headers carry, in file order.
+_COMMON_FIELDS = [
+    ("version", int),  # version needed to extract
+    ("flags", int), ("method", int), ("time", int), ("date", int), ("crc32", int),
+    ("compressed_size", int), ("size", int), ("name", bytes), ("extra", bytes),
+]
+LocalHeader = NamedTuple("LocalHeader", _COMMON_FIELDS)
+CentralHeader = NamedTuple("CentralHeader", [("made_by", int)] + _COMMON_FIELDS + [
+    ("comment", bytes), ("disk_start", int), ("internal_attributes", int), ("external_attributes", int),
+])
 
 LOCAL_SIG, CENTRAL_SIG, EOCD_SIG = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
 ZIP64_LOCATOR_SIG, DESCRIPTOR_SIG = b"PK\x06\x07", b"PK\x07\x08"
@@ -240,8 +221,6 @@ def build(archive: ZipArchive) -> bytes:
 # --- the generic shape for the diff engine (see node.py) ----------------------------------
 
 NODE_KIND = "zip"
-WIRE_ID = 3  # written into patches (docs/patch-format.md): never change or reuse
-TITLE = "zip archive"  # what the kind is called in messages
 
 
 def open_node(buf) -> Node:

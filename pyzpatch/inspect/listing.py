@@ -28,19 +28,18 @@ def _in_pyz(pyz_name: str, func, *args):
         raise exc.within(f"CArchive entry {pyz_name!r}") from None
 
 
+def _row(entry, offset: int, uncompressed_length: int, **more) -> dict:
+    """One line of a table of contents (a CArchive entry or a PYZ module), as ``--json`` has it."""
+    return {"name": entry.name, "typecode": entry.typecode, "kind": entry.kind, "offset": offset,
+            "stored_length": len(entry.data), "uncompressed_length": uncompressed_length, **more}
+
+
 def _describe_pyz(name: str, model: Pyz, patterns: Sequence[str]) -> dict:
     modules = []
     for entry, offset in zip(model.entries, pyz.entry_offsets(model)):
         if not _matches(entry.name, patterns):
             continue
-        modules.append({
-            "name": entry.name,
-            "typecode": entry.typecode,
-            "kind": entry.kind,
-            "offset": offset,
-            "stored_length": len(entry.data),
-            "uncompressed_length": len(_in_pyz(name, pyz.module_content, entry)),
-        })
+        modules.append(_row(entry, offset, len(_in_pyz(name, pyz.module_content, entry))))
     return {
         "entry": name,
         "python_magic": model.pymagic.hex(),
@@ -107,15 +106,7 @@ def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
         for entry, offset in zip(archive.entries, carchive.entry_offsets(archive)):
             if not _matches(entry.name, patterns):
                 continue
-            entries.append({
-                "name": entry.name,
-                "typecode": entry.typecode,
-                "kind": entry.kind,
-                "offset": offset,
-                "stored_length": len(entry.data),
-                "uncompressed_length": entry.uncompressed_length,
-                "compressed": entry.compressed,
-            })
+            entries.append(_row(entry, offset, entry.uncompressed_length, compressed=entry.compressed))
         exe = bundle.executable
         out["archive"] = {
             "start": bundle.archive_start,
