@@ -230,6 +230,7 @@ def describe_patch(patch) -> dict:
         "signed_by_key": signature.key_id.hex() if signature else None,
         "structural": explained.structural,
         "folder": patch.folder,
+        # "data" is the diff stream (the key is older than the name).
         "body": {"ops": len(body.ops), "data": len(body.diff), "literal": len(body.lit),
                  "compression": "deflate" if header.flags & patchfile.DEFLATE_BODY else "lzma2"},
         "changes": [change_dict(c) for c in explained.changes],
