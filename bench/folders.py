@@ -78,7 +78,7 @@ def w_make(old_dir, new_dir, patch_out):
         "size": len(made.data),
         "note": made.note,
         "anatomy": {"header": body_start + 4, "body": len(made.data) - body_start - 4,
-                    "ops": len(body.ops), "data": len(body.data), "lit": len(body.lit)},
+                    "ops": len(body.ops), "data": len(body.diff), "lit": len(body.lit)},
         "changes": leaves,
     }
 

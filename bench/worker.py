@@ -64,7 +64,7 @@ def op_make(old, new, patch_out):
         "seconds": seconds,
         "size": len(made.data),
         "anatomy": {"header": body_start + 4, "body": len(made.data) - body_start - 4,
-                    "ops": len(body.ops), "data": len(body.data), "lit": len(body.lit)},
+                    "ops": len(body.ops), "data": len(body.diff), "lit": len(body.lit)},
         "structural": bool(made.structural),
         "note": made.note,
         "changes": leaves,

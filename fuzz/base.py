@@ -51,11 +51,11 @@ def patch_header() -> Header:
 
 
 def seed_body() -> bytes:
-    """A real patch body (ops, data, lit) from OLD to NEW, laid out as the harness reads it."""
+    """A real patch body (ops, diff, lit) from OLD to NEW, laid out as the harness reads it."""
     encoder = Encoder()
     encoder.data_delta(OLD, NEW, "")
     out = encoder.out
-    return patchfile.join_body(Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)))
+    return patchfile.join_body(Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit)))
 
 
 def write_seeds(args, seeds: dict) -> None:

@@ -2,9 +2,9 @@
 
     python fuzz/fuzz_decoder.py -max_total_time=600 fuzz/corpus-decoder
 
-Each input is a patch body (ops, data and literal streams); the harness wraps it in a valid
+Each input is a patch body (ops, diff and literal streams); the harness wraps it in a valid
 header and checksum, so that mutations reach the decoder instead of the checksum, then
-describes it and applies it to the base, streaming the result. Only PyzpatchError may escape.
+explains it and applies it to the base, streaming the result. Only PyzpatchError may escape.
 """
 import os
 import sys

@@ -2,7 +2,7 @@
 tests/test_fuzz_regressions.py replays every saved input in fuzz/regressions/ through them."""
 from __future__ import annotations
 
-from pyzpatch.delta.engine import Decoder
+from pyzpatch.delta.engine import decode_file, explain
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats import carchive, executable, pyz, registry, ziparchive
 from pyzpatch.formats.node import child_content, flatten
@@ -22,15 +22,13 @@ def _split(data: bytes) -> Body:
 
 
 def decoder_target(data: bytes) -> None:
-    """A patch body against the base: encode it validly, describe it, apply it, stream it."""
+    """A patch body against the base: encode it validly, explain it, apply it, stream it."""
     try:
         blob = patchfile.encode(HEADER, _split(data))
         header, body = patchfile.decode(blob)
         limit = piece_limit(header)
-        Decoder(body.ops, body.data, body.lit, limit).describe()
-        decoder = Decoder(body.ops, body.data, body.lit, limit)
-        piece = decoder.data_apply(base.OLD, "")
-        decoder.finish()
+        explain(body, limit)
+        piece = decode_file(body, base.OLD, limit).result
         size = 0
         for chunk in flatten([piece]):
             size += len(chunk)

@@ -95,7 +95,7 @@ def _evil_patch(tmp_path, key, attrs, data=b"owned") -> tuple:
     header = Header(old_size, old_hash, new_size, new_hash, flags=patchfile.FOLDER)
     out = encoder.out
     patch = tmp_path / "evil.patch"
-    patch.write_bytes(patchfile.encode(header, Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit))))
+    patch.write_bytes(patchfile.encode(header, Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit))))
     return base, patch
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from fuzz import base
 from pyzpatch import PyzpatchError
-from pyzpatch.delta.engine import MAX_NESTING, MAX_RANKED
+from pyzpatch.delta.codes import MAX_NESTING, MAX_RANKED
 from pyzpatch.delta.wire import Writer
 from pyzpatch.formats import pyz
 from pyzpatch.patch.file import apply_patch, describe_patch
@@ -26,10 +26,10 @@ from pyzpatch.patchfile.codec import Body, Header
 from .conftest import REPO
 
 
-def write_patch(path, ops, data=b"", lit=b"", old=base.OLD, new_size=None, flags=0, old_hash=None):
+def write_patch(path, ops, diff=b"", lit=b"", old=base.OLD, new_size=None, flags=0, old_hash=None):
     header = Header(len(old), old_hash or patchfile.sha256_of(old),
                     len(base.NEW) if new_size is None else new_size, patchfile.sha256_of(base.NEW), flags=flags)
-    path.write_bytes(patchfile.encode(header, Body(bytes(ops), bytes(data), bytes(lit))))
+    path.write_bytes(patchfile.encode(header, Body(bytes(ops), bytes(diff), bytes(lit))))
     return path
 
 
@@ -262,7 +262,8 @@ def test_a_large_random_reorder_round_trips_as_a_list(tmp_path):
             for name in order:
                 info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
                 zf.writestr(info, name)
-    from pyzpatch.delta.engine import ORDER_LIST, Encoder
+    from pyzpatch.delta.codes import ORDER_LIST
+    from pyzpatch.delta.encoder import Encoder
     from pyzpatch.formats import registry
     encoder = Encoder()
     old_node = registry.open_node("zip", (tmp_path / "old.zip").read_bytes())

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyzpatch.delta.engine import Decoder
+from pyzpatch.delta.engine import decode_file, explain
 from pyzpatch.errors import PyzpatchError
 from pyzpatch.formats.node import flatten
 from pyzpatch.fs.filebytes import FileBytes
@@ -59,10 +59,8 @@ def exercise(header, body, old) -> None:
     blob = patchfile.encode(header, body)
     h2, b2 = patchfile.decode(blob)
     limit = piece_limit(h2)
-    Decoder(b2.ops, b2.data, b2.lit, limit).describe()
-    decoder = Decoder(b2.ops, b2.data, b2.lit, limit)
-    piece = decoder.data_apply(old, "")
-    decoder.finish()
+    explain(b2, limit)
+    piece = decode_file(b2, old, limit).result
     written = 0
     for chunk in flatten([piece]):
         written += len(chunk)
@@ -75,12 +73,12 @@ def exercise(header, body, old) -> None:
 @given(data=st.data())
 def test_mutated_patch_bodies_raise_only_pyzpatch_errors(real_patch, hello_onefile, data):
     header, body = real_patch
-    which = data.draw(st.sampled_from(["ops", "data", "lit", "ops", "ops"]))
-    parts = {"ops": body.ops, "data": body.data, "lit": body.lit}
+    which = data.draw(st.sampled_from(["ops", "diff", "lit", "ops", "ops"]))
+    parts = {"ops": body.ops, "diff": body.diff, "lit": body.lit}
     parts[which] = mutate(parts[which], data.draw)
     with FileBytes(hello_onefile) as old:
         try:
-            exercise(header, Body(parts["ops"], parts["data"], parts["lit"]), old.data)
+            exercise(header, Body(parts["ops"], parts["diff"], parts["lit"]), old.data)
         except PyzpatchError:
             pass
 
@@ -96,6 +94,6 @@ def test_mutated_patch_files_raise_only_pyzpatch_errors(real_patch, data):
         mutant = mutant[:-4] + struct.pack("<I", __import__("zlib").crc32(mutant[:-4]))
     try:
         h2, b2 = patchfile.decode(mutant)
-        Decoder(b2.ops, b2.data, b2.lit, piece_limit(h2)).describe()
+        explain(b2, piece_limit(h2))
     except PyzpatchError:
         pass

@@ -270,6 +270,36 @@ def test_prepare_imports_what_apply_needs():
         out.stderr
 
 
+def test_prepare_imports_every_module_an_update_uses(tmp_path):
+    """After prepare(), applying a file patch and a folder patch imports nothing that was not
+    loaded already: after a real swap such an import would read the new program's files."""
+    from fuzz import base
+    from pyzpatch import make_folder_patch, make_patch
+
+    (tmp_path / "old").write_bytes(base.OLD)
+    (tmp_path / "new").write_bytes(base.NEW)
+    (tmp_path / "file.patch").write_bytes(make_patch(tmp_path / "old", tmp_path / "new").data)
+    for name, data in (("a", base.OLD), ("b", base.NEW)):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "prog").write_bytes(data)
+    (tmp_path / "folder.patch").write_bytes(make_folder_patch(tmp_path / "a", tmp_path / "b").data)
+    code = f"""
+import sys
+from pyzpatch import selfupdate
+selfupdate.prepare()
+before = set(sys.modules)
+from pyzpatch import apply_folder_patch, apply_patch
+apply_patch({str(tmp_path / "old")!r}, {str(tmp_path / "file.patch")!r})
+apply_folder_patch({str(tmp_path / "a")!r}, {str(tmp_path / "folder.patch")!r})
+print(sorted(set(sys.modules) - before))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+    assert (tmp_path / "old").read_bytes() == base.NEW
+
+
 def test_selfupdate_imports_without_typer_or_pyinstaller():
     code = ("import sys; from pyzpatch import selfupdate; "
             "print([m for m in ('typer', 'PyInstaller', 'cryptography', 'rich') if m in sys.modules])")

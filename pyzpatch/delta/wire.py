@@ -2,10 +2,15 @@
 
 Every read is bounded: a length is checked against the bytes that remain before anything is
 allocated, nesting is limited, and any inconsistency raises ``FormatError`` about the patch.
+
+A value delta is read without the value it changes (``Reader.value_delta`` gives a
+``KeepValue``, a ``NewValue`` or a ``FieldChanges``); ``resolve_value`` applies it to the old
+value, checking what only the old value can tell.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
 
 from ..errors import FormatError
 
@@ -16,6 +21,49 @@ _MAX_VARINT_BYTES = 10
 _NONE, _FALSE, _TRUE, _INT, _BYTES, _STR, _TUPLE = range(7)
 # Value-delta tags.
 _SAME, _FIELDS, _WHOLE = range(3)
+
+
+@dataclass(frozen=True)
+class KeepValue:
+    """The old value, unchanged."""
+
+
+@dataclass(frozen=True)
+class NewValue:
+    """A whole new value."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class FieldChanges:
+    """Some fields of a tuple changed: ``fields`` holds (index, value delta) for each bit set in
+    ``mask``. ``what`` and ``at`` place it in its stream, for errors found when it is resolved."""
+
+    mask: int
+    fields: Tuple[Tuple[int, "ValueDelta"], ...]
+    what: str
+    at: int
+
+
+ValueDelta = Union[KeepValue, NewValue, FieldChanges]
+KEEP = KeepValue()
+
+
+def resolve_value(delta: ValueDelta, old):
+    """The value ``delta`` makes of ``old``."""
+    if isinstance(delta, KeepValue):
+        return old
+    if isinstance(delta, NewValue):
+        return delta.value
+    if not isinstance(old, tuple):
+        raise FormatError(delta.what, f"field changes for a value that has no fields (at byte {delta.at})")
+    if delta.mask >> len(old):
+        raise FormatError(delta.what, f"field change beyond the value's fields (at byte {delta.at})")
+    items = list(old)
+    for i, field in delta.fields:
+        items[i] = resolve_value(field, old[i])
+    return tuple(items)
 
 
 class Writer:
@@ -156,30 +204,21 @@ class Reader:
             return tuple(self.value(depth + 1) for _ in range(count))
         raise self.fail(f"unknown value tag {tag}")
 
-    def value_delta(self, old, depth: int = 0):
+    def value_delta(self, depth: int = 0) -> ValueDelta:
+        """A value delta, read without the value it changes (see ``resolve_value``). A field
+        mask names at most 70 fields (a varint's bits), each read as a delta in turn."""
         if depth > _MAX_DEPTH:
             raise self.fail("value nested too deeply")
         tag = self.uint()
         if tag == _SAME:
-            return old
+            return KEEP
         if tag == _FIELDS:
             mask = self.uint()
-            if old is None:  # describing a patch without its base: read past the changes
-                for i in range(mask.bit_length()):
-                    if mask >> i & 1:
-                        self.value_delta(None, depth + 1)
-                return None
-            if not isinstance(old, tuple):
-                raise self.fail("field changes for a value that has no fields")
-            if mask >> len(old):
-                raise self.fail("field change beyond the value's fields")
-            items = list(old)
-            for i in range(len(old)):
-                if mask >> i & 1:
-                    items[i] = self.value_delta(old[i], depth + 1)
-            return tuple(items)
+            at = self.pos
+            fields = tuple((i, self.value_delta(depth + 1)) for i in range(mask.bit_length()) if mask >> i & 1)
+            return FieldChanges(mask, fields, self.what, at)
         if tag == _WHOLE:
-            return self.value()
+            return NewValue(self.value())
         raise self.fail(f"unknown value-delta tag {tag}")
 
     def expect_end(self) -> None:

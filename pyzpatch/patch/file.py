@@ -15,8 +15,9 @@ import stat
 from dataclasses import dataclass
 from typing import Optional
 
+from ..delta.codes import SAME, STRUCT
 from ..delta.digest import content_digest
-from ..delta.engine import SAME, STRUCT, Change, Decoder, Encoder
+from ..delta.engine import Change, Encoder, decode_file, explain
 from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
 from ..formats import executable, registry
 from ..formats.node import flatten
@@ -29,6 +30,7 @@ from ..fs.identity import identity, of_stat
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, piece_limit
 from ..patchfile.reader import read_patch_file
+from .foldernode import NODE_KIND as FOLDER_KIND
 from .made import MadePatch, signed
 
 # A structural patch larger than this (and than 2% of the new file) is compared with a
@@ -53,7 +55,7 @@ def _encode(old, new, whole_file: bool):
     else:
         encoder.data_delta(old, new, "")
     out = encoder.out
-    return Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit)), encoder.changes, encoder.unstructured.get("")
+    return Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit)), encoder.changes, encoder.unstructured.get("")
 
 
 def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
@@ -120,13 +122,11 @@ def _verify_in_memory(data: bytes, old, new_name: str) -> None:
 def _decode(header: Header, body: Body, old):
     """The new file as a piece, and the most bytes it may have (more than declared only where
     this machine's zlib re-compressed parts differently from the build machine's)."""
-    decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
-    piece = decoder.data_apply(old, "")
-    decoder.finish()
+    decoded = decode_file(body, old, piece_limit(header))
     # Re-compressed parts may come out longer from another zlib (then the content digest must
     # match); a patch that re-compresses nothing cannot make apply write a byte more than it says.
-    slack = decoder.recompressed // 16 + 1024 if decoder.recompressed else 0
-    return piece, header.new_size + slack
+    slack = decoded.recompressed // 16 + 1024 if decoded.recompressed else 0
+    return decoded.result, header.new_size + slack
 
 
 def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=None) -> ApplyResult:
@@ -215,13 +215,8 @@ def describe_patch(patch) -> dict:
     to (``show``)."""
     patch = read_patch_file(patch)
     header, body = patch.header, patch.body()
-    decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
     try:
-        if patch.folder:
-            decoder.describe_node("folder")
-            root = "struct"
-        else:
-            root = decoder.describe()
+        explained = explain(body, piece_limit(header), node_kind=FOLDER_KIND if patch.folder else None)
     except FormatError as exc:
         raise exc.with_source(patch.path)
     signature = patch.signature
@@ -233,20 +228,23 @@ def describe_patch(patch) -> dict:
         "new": {"size": header.new_size, "sha256": header.new_sha256.hex()},
         "content_digest": header.content_digest.hex() if header.content_digest else None,
         "signed_by_key": signature.key_id.hex() if signature else None,
-        "structural": root == "struct",
+        "structural": explained.structural,
         "folder": patch.folder,
-        "body": {"ops": len(body.ops), "data": len(body.data), "literal": len(body.lit),
+        # "data" is the diff stream (the key is older than the name).
+        "body": {"ops": len(body.ops), "data": len(body.diff), "literal": len(body.lit),
                  "compression": "deflate" if header.flags & patchfile.DEFLATE_BODY else "lzma2"},
-        "changes": [change_dict(c) for c in decoder.changes],
+        "changes": [change_dict(c) for c in explained.changes],
     }
 
 
 def change_dict(change: Change) -> dict:
-    return {"path": change.path.lstrip("/"), "action": change.action, "how": change.how,
-            "old_size": change.old_size, "new_size": change.new_size, "patch_bytes": change.patch_bytes,
-            "container": change.container}
-
-
+    """A change as ``show --json`` and ``make --json`` print it (``reason``: make's only)."""
+    out = {"path": change.path.lstrip("/"), "action": change.action, "how": change.how,
+           "old_size": change.old_size, "new_size": change.new_size, "patch_bytes": change.patch_bytes,
+           "container": change.container}
+    if change.reason:
+        out["reason"] = change.reason
+    return out
 
 
 def _stat(path: str) -> os.stat_result:

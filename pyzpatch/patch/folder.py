@@ -29,7 +29,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from ..delta.engine import Decoder, Encoder
+from ..delta.engine import Encoder, decode_folder
 from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
 from ..formats.node import Node, flatten
 from ..fs.durable import fsync_path, remove_quietly, remove_tree
@@ -39,7 +39,7 @@ from ..install import moveaside
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, piece_limit
 from ..patchfile.reader import read_patch_file
-from .foldernode import DIR, LINK, NODE_KIND, FolderContents, check_new_node, node_hash, total_size
+from .foldernode import DIR, LINK, FolderContents, check_new_node, node_hash, total_size
 from .made import MadePatch, signed
 
 _RENAME_EXCHANGE = 2
@@ -79,7 +79,7 @@ def _make_folder_patch(old_dir, new_dir) -> MadePatch:
         except FormatError as exc:
             raise exc.with_source(str(new_dir))
         out = encoder.out
-        body = Body(out.ops.getvalue(), bytes(out.data), bytes(out.lit))
+        body = Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit))
         data = patchfile.encode(header, body)
         # Verify before anything is written: decoding must rebuild the new folder exactly.
         header2, body2 = patchfile.decode(data)
@@ -99,10 +99,7 @@ def _piece_hash(child) -> bytes:
 
 
 def _decode(header: Header, body: Body, old_node: Node) -> Node:
-    decoder = Decoder(body.ops, body.data, body.lit, size_limit=piece_limit(header))
-    new_node = decoder.node_apply(old_node, "", NODE_KIND)
-    decoder.finish()
-    return new_node
+    return decode_folder(body, old_node, piece_limit(header))
 
 
 def _exchange(a: str, b: str) -> bool:

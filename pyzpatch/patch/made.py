@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional
 
-from ..delta.engine import Change
+from ..delta.changes import Change
 from ..patchfile.codec import Header
 
 

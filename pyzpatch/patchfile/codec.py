@@ -7,7 +7,7 @@ Layout (see docs/patch-format.md):
     [content digest (8), if flags & HAS_CONTENT_DIGEST]
     body size (varint) | [LZMA2 dictionary size as log2 (1 byte), unless flags & DEFLATE_BODY]
     body, compressed by raw LZMA2 (or raw deflate if flags & DEFLATE_BODY):
-        ops size (varint) | ops | data size (varint) | data | lit
+        ops size (varint) | ops | diff size (varint) | diff | lit
     CRC-32 of everything before it (4 bytes, little-endian)
 
 The three body streams are the engine's (structure, bsdiff difference blocks, literal bytes);
@@ -78,9 +78,9 @@ class Header:
 
 @dataclass
 class Body:
-    ops: bytes
-    data: bytes
-    lit: bytes
+    ops: bytes  # the structure: operations, counts, names, attributes
+    diff: bytes  # bsdiff difference blocks
+    lit: bytes  # new bytes: literals, splice runs, bsdiff extra blocks
 
 
 def _filters(dict_log: int) -> list:
@@ -88,12 +88,12 @@ def _filters(dict_log: int) -> list:
 
 
 def join_body(body: Body) -> bytes:
-    """The body's three streams as one payload: ops size, ops, data size, data, lit."""
+    """The body's three streams as one payload: ops size, ops, diff size, diff, lit."""
     raw = Writer()
     raw.uint(len(body.ops))
     raw.raw(body.ops)
-    raw.uint(len(body.data))
-    raw.raw(body.data)
+    raw.uint(len(body.diff))
+    raw.raw(body.diff)
     raw.raw(body.lit)
     return raw.getvalue()
 
@@ -102,8 +102,8 @@ def split_body(payload) -> Body:
     """The inverse of ``join_body``; FormatError if the sizes do not fit."""
     r = Reader(payload, "patch body")
     ops = bytes(r.raw(r.uint(r.remaining)))
-    data = bytes(r.raw(r.uint(r.remaining)))
-    return Body(ops, data, bytes(r.raw(r.remaining)))
+    diff = bytes(r.raw(r.uint(r.remaining)))
+    return Body(ops, diff, bytes(r.raw(r.remaining)))
 
 
 def encode(header: Header, body: Body) -> bytes:

@@ -1,0 +1,186 @@
+"""Applying a plan (``plan.py``) to the old file: the checks only the old file can answer, and
+the memory budget.
+
+The reader has checked everything a patch says on its own; here each plan meets the old bytes
+or the old node: keys it removes or changes must be in the base (and removed once), counts
+must be the base's, splice runs and bsdiff's reads must lie within the old bytes, a copy must
+name a removed sibling, and the rebuilt container may not hold a key twice.
+
+``size_limit`` bounds each piece, and the same amount is the budget for everything applying
+allocates together (literals, splice copies, bsdiff results, opened containers, decompressed
+and re-compressed content): each allocation is charged before it is made.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import bsdiff4.core
+
+from ..formats import registry
+from ..formats.node import Child, LazyBlob, Node, child_content, materialize
+from . import recompress
+from .plan import (
+    Bsdiff,
+    BytesPlan,
+    ChildBytes,
+    ChildCopy,
+    ChildPlan,
+    ChildRecompress,
+    Literal,
+    NodePlan,
+    SparseBlock,
+    Splice,
+    Struct,
+    fail,
+)
+from .plan import Same as SameBytes
+from .wire import resolve_value
+
+
+class Applier:
+    def __init__(self, size_limit: int):
+        self.size_limit = size_limit
+        self.budget = size_limit  # bytes applying may still allocate
+        # Decompressed bytes this machine re-compressed: the only part of the result whose
+        # size can differ from the build's (another zlib); bounds how far the size may stray.
+        self.recompressed = 0
+
+    def _charge(self, size: int, at: int) -> None:
+        """Count ``size`` bytes about to be allocated against the memory budget."""
+        self.budget -= size
+        if self.budget < 0:
+            raise fail(at, f"applying it would take more than {self.size_limit} bytes of memory, "
+                           "the most its declared size allows")
+
+    # -- bytes ---------------------------------------------------------------------------
+
+    def bytes(self, plan: BytesPlan, old, path: str):
+        """The new bytes (a bytes-like object or LazyBlob) that ``plan`` makes of ``old``."""
+        if isinstance(plan, SameBytes):
+            return old
+        if isinstance(plan, Literal):
+            self._charge(len(plan.data), plan.at)
+            return bytes(plan.data)
+        if isinstance(plan, Splice):
+            return self._splice(plan, old)
+        if isinstance(plan, Bsdiff):
+            return self._bsdiff(plan, old)
+        if isinstance(plan, Struct):
+            if isinstance(old, LazyBlob):
+                self._charge(len(old), plan.at)
+                old = materialize(old)
+            node = registry.open_node(plan.kind, old)
+            return registry.build_node(self.node(plan.node, node, path))
+        raise TypeError(f"not a bytes plan: {plan!r}")
+
+    def _splice(self, plan: Splice, old) -> bytes:
+        self._charge(len(old), plan.at)
+        out = bytearray(old)
+        for offset, run, at in plan:
+            if offset + len(run) > len(out):
+                raise fail(at, "splice run past the end of its data")
+            out[offset:offset + len(run)] = run
+        return bytes(out)
+
+    def _bsdiff(self, plan: Bsdiff, old) -> bytes:
+        control = bytearray()
+        encode = bsdiff4.core.encode_int64
+        old_pos = 0
+        for x, y, z, at in plan:
+            if old_pos + x > len(old):
+                raise fail(at, "difference run outside the old data")
+            old_pos += x + z
+            control += encode(x) + encode(y) + encode(z)
+        # The result, the difference block, the extra bytes and bsdiff's copy of the old data.
+        self._charge(2 * plan.new_length + len(old), plan.at)
+        diff = plan.diff.build() if isinstance(plan.diff, SparseBlock) else bytes(plan.diff)
+        return bsdiff4.core.patch(bytes(old), plan.new_length, bytes(control), diff, bytes(plan.extra))
+
+    # -- children ------------------------------------------------------------------------
+
+    def child(self, plan: ChildPlan, old: Optional[Child], path: str,
+              donors: Optional[dict] = None) -> Tuple[object, Optional[str], Optional[int]]:
+        """(new stored bytes, compression, content size) of one child; ``old`` is None for an
+        added one, which may copy one of ``donors`` (the removed siblings, by key)."""
+        compression = plan.compression
+        if isinstance(plan, ChildCopy):
+            if old is not None or donors is None or plan.key not in donors:
+                raise fail(plan.at, f"copy of {plan.key!r}, which is not a removed sibling")
+            donor = donors[plan.key]
+            return donor.data, compression, donor.content_size
+        if isinstance(plan, ChildRecompress):
+            return self._recompress(plan, old, path)
+        if isinstance(plan, ChildBytes):
+            data = self.bytes(plan.data, old.data if old is not None else b"", path)
+            return data, compression, plan.content_size
+        # The same stored bytes; for an added child, the same as nothing (a runtime option).
+        if old is None:
+            return b"", compression, None
+        return old.data, compression, old.content_size
+
+    def _recompress(self, plan: ChildRecompress, old: Optional[Child], path: str):
+        old_content = b""
+        if old is not None:
+            # Inflating the old child costs its size as the base file declares it (or, for a
+            # PYZ module, which declares none, what inflate's own cap let through).
+            if old.content_size is not None:
+                self._charge(old.content_size, plan.at)
+            old_content = child_content(old, path)
+            if old.content_size is None:
+                self._charge(len(old_content), plan.at)
+        new_content = self.bytes(plan.content, old_content, path)
+        if isinstance(new_content, LazyBlob):
+            self._charge(len(new_content), plan.end)
+        content = materialize(new_content)
+        self._charge(len(content), plan.end)  # the compressed copy is at most about this long
+        self.recompressed += len(content)
+        return recompress.compress(content, plan.compression, plan.params), plan.compression, len(content)
+
+    # -- containers ----------------------------------------------------------------------
+
+    def node(self, plan: NodePlan, old: Node, path: str) -> Node:
+        """The node that ``plan`` makes of ``old``."""
+        meta = resolve_value(plan.meta, old.meta)
+        if plan.removed.count > len(old.children):
+            raise fail(plan.removed.at, f"number {plan.removed.count} exceeds the limit {len(old.children)}")
+        old_index = {c.key: i for i, c in enumerate(old.children)}
+        removed = set()
+        donors = {}
+        for key, at in plan.removed:
+            index = old_index.get(key)
+            if index is None:
+                raise fail(at, f"removed child {key!r} is not in the base (is this the right file?)")
+            if index in removed:
+                raise fail(at, f"child {key!r} removed twice")
+            removed.add(index)
+            donors[key] = old.children[index]
+        kept = [c for i, c in enumerate(old.children) if i not in removed]
+        if plan.order is not None:
+            kept = [kept[i] for i in plan.order.positions(len(kept))]
+
+        total = len(kept) + len(plan.added)
+        added = {}
+        for entry in plan.added:
+            if entry.position >= total:
+                raise fail(entry.at, "added child index out of order or range")
+            data, compression, size = self.child(entry.child, None, f"{path}/{entry.key}", donors)
+            added[entry.position] = Child(entry.key, entry.attrs, data, compression, size)
+
+        if len(plan.changed) > len(kept):
+            raise fail(plan.changed_at, f"number {len(plan.changed)} exceeds the limit {len(kept)}")
+        kept_index = {c.key: j for j, c in enumerate(kept)}
+        for entry in plan.changed:
+            j = kept_index.get(entry.key)
+            if j is None:
+                raise fail(entry.at, f"changed child {entry.key!r} is not in the base (is this the right file?)")
+            child = kept[j]
+            attrs = resolve_value(entry.attrs, child.attrs)
+            data, compression, size = self.child(entry.child, child, f"{path}/{entry.key}")
+            kept[j] = Child(entry.key, attrs, data, compression, size)
+
+        it = iter(kept)
+        children = [added[i] if i in added else next(it) for i in range(total)]
+        keys = [c.key for c in children]
+        if len(set(keys)) != len(keys):
+            raise fail(plan.end, "the rebuilt container has two children with the same key")
+        return Node(plan.kind, meta, children)

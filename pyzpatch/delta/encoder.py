@@ -1,0 +1,418 @@
+"""make's side of the diff engine: encodes a new byte string relative to an old one.
+
+It knows no format. Through ``formats.registry`` it recognises containers, opens both versions
+as generic nodes, pairs children by key, and encodes only what changed:
+
+- a child whose bytes are unchanged costs nothing;
+- a changed compressed child is encoded as its decompressed bytes' delta plus the zlib settings
+  that ``make`` verified re-compress them to the exact stored bytes (``RECOMPRESS``);
+- a changed container inside (a PYZ in a CArchive, a zip in a compressed entry) is opened and
+  diffed the same way (``STRUCT``);
+- other bytes are a splice of changed runs, a bsdiff, or a literal, whichever is smaller;
+- an added child whose bytes equal a removed sibling's (a renamed module) is a ``COPY`` of it.
+
+The encoding goes to three streams, compressed together later by the patch file: ``ops`` (the
+structure), ``diff`` (bsdiff's difference blocks, mostly zeros) and ``lit`` (new bytes). Each
+``Change`` it records says which encoding it chose for a part, and why (``reason``).
+"""
+from __future__ import annotations
+
+import lzma
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import bsdiff4.core
+
+from ..errors import FormatError
+from ..formats import registry
+from ..formats.node import DEFLATE, Child, Node, child_content, flatten
+from . import changes as encodings
+from . import recompress
+from .changes import Change
+from .codes import (
+    BSDIFF,
+    COMPRESSIONS,
+    COPY,
+    LITERAL,
+    MAX_NESTING,
+    MAX_RANKED,
+    ORDER_LIST,
+    ORDER_RANK,
+    ORDER_RUNS,
+    ORDER_SAME,
+    RECOMPRESS,
+    SAME,
+    SPLICE,
+    STRUCT,
+)
+from .permutations import order_runs, permutation_bytes, rank_permutation
+from .wire import Writer
+
+_SPLICE_CHUNK = 4096
+_SPLICE_MAX_RUNS = 256
+_MERGE_GAP = 8  # equal bytes between two changed runs cheaper to resend than to skip
+_ESTIMATE_LIMIT = 4 * 1024 * 1024  # above this, pick bsdiff vs literal without compressing both
+_ORDER_NAMES = {ORDER_RANK: "a rank", ORDER_RUNS: "runs", ORDER_LIST: "a list"}
+
+
+@dataclass
+class Streams:
+    ops: Writer = field(default_factory=Writer)
+    diff: bytearray = field(default_factory=bytearray)  # bsdiff difference blocks
+    lit: bytearray = field(default_factory=bytearray)  # new bytes
+
+
+@dataclass
+class Choice:
+    """The encoding make chose for some bytes or a child, and why."""
+
+    encoding: str
+    reason: str
+    inner: str = ""  # recompress: the encoding of the decompressed bytes
+    source: Optional[str] = None  # copy: the removed sibling's key
+
+    def change(self, path: str, action: str, old_size: Optional[int] = None,
+               new_size: Optional[int] = None) -> Change:
+        return Change(path, action, self.encoding, old_size, new_size, inner=self.inner, source=self.source,
+                      reason=self.reason)
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _settings(compression: str, params: recompress.Params) -> str:
+    """zlib settings in words: ``zlib level 9``, ``raw deflate level 6, memLevel 9``."""
+    words = [f"{'raw deflate' if compression == DEFLATE else 'zlib'} level {params.level}"]
+    if params.mem_level != 8:
+        words.append(f"memLevel {params.mem_level}")
+    if params.strategy:
+        words.append(f"strategy {params.strategy}")
+    if params.window_bits != 15:
+        words.append(f"windowBits {params.window_bits}")
+    return ", ".join(words)
+
+
+def same_bytes(a, b) -> bool:
+    return len(a) == len(b) and memoryview(a) == memoryview(b)
+
+
+def rebuilds_exactly(node: Node, original) -> bool:
+    """Does the codec rebuild ``node`` to exactly ``original``? (Checked before relying on it.)"""
+    blob = registry.build_node(node)
+    if len(blob) != len(original):
+        return False
+    view = memoryview(original)
+    pos = 0
+    for chunk in flatten(blob.chunks()):
+        size = len(chunk)
+        if view[pos:pos + size] != memoryview(chunk):
+            return False
+        pos += size
+    return pos == len(original)
+
+
+def _open_pair(fmt, old, new) -> Tuple[Node, Node]:
+    """Both versions opened as containers of the format ``fmt`` (a row of ``registry.FORMATS``),
+    if each rebuilds to exactly its bytes; else FormatError saying why not (``registry.recognize``
+    then tries the next format)."""
+    if not len(old) or not fmt.codec.detect(old):
+        raise FormatError("the old version", f"is not a {fmt.title}")
+    new_node = fmt.codec.open_node(new)
+    try:
+        old_node = fmt.codec.open_node(old)
+    except FormatError as exc:
+        raise FormatError("the old version", exc.problem) from None
+    for node, original, which in ((new_node, new, "new"), (old_node, old, "old")):
+        if not rebuilds_exactly(node, original):
+            raise FormatError(f"the {which} version", f"the {fmt.title} does not rebuild to the same bytes")
+    return old_node, new_node
+
+
+def changed_runs(old, new) -> Optional[List[Tuple[int, int]]]:
+    """(offset, length) runs where equal-length ``old`` and ``new`` differ, or None if too many."""
+    a, b = memoryview(old), memoryview(new)
+    runs: List[Tuple[int, int]] = []
+    for start in range(0, len(a), _SPLICE_CHUNK):
+        end = min(start + _SPLICE_CHUNK, len(a))
+        if a[start:end] == b[start:end]:
+            continue
+        sa, sb = bytes(a[start:end]), bytes(b[start:end])
+        i = 0
+        while i < len(sa):
+            if sa[i] == sb[i]:
+                i += 1
+                continue
+            j = i
+            while j < len(sa) and sa[j] != sb[j]:
+                j += 1
+            offset = start + i
+            if runs and offset - (runs[-1][0] + runs[-1][1]) <= _MERGE_GAP:
+                runs[-1] = (runs[-1][0], offset + (j - i) - runs[-1][0])
+            else:
+                runs.append((offset, j - i))
+                if len(runs) > _SPLICE_MAX_RUNS:
+                    return None
+            i = j
+    return runs
+
+
+_NONZERO_RUNS = re.compile(rb"[^\x00]+")
+
+
+def sparse_diff(diff: bytes) -> Optional[bytes]:
+    """bsdiff's difference block as (zero run, nonzero run, nonzero bytes) triples, if smaller.
+
+    The block holds new-minus-old byte differences over matched regions: mostly zeros, with
+    nonzero bytes where the matched regions differ (an offset, a length)."""
+    out = Writer()
+    pos = 0
+    limit = len(diff) // 4
+    for match in _NONZERO_RUNS.finditer(diff):
+        start, end = match.span()
+        out.uint(start - pos)
+        out.uint(end - start)
+        out.raw(match.group())
+        pos = end
+        if len(out) > limit:
+            return None
+    if pos < len(diff):
+        out.uint(len(diff) - pos)
+        out.uint(0)
+    return out.getvalue()
+
+
+def _lzma_size(*parts) -> int:
+    comp = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
+    size = 0
+    for part in parts:
+        size += len(comp.compress(part))
+    return size + len(comp.flush())
+
+
+class Encoder:
+    def __init__(self) -> None:
+        self.out = Streams()
+        self.changes: List[Change] = []
+        self.depth = 0  # containers opened around the current position
+        # Why bytes that changed were diffed as bytes, by path ("" is the whole file).
+        self.unstructured: Dict[str, str] = {}
+
+    # -- bytes ---------------------------------------------------------------------------
+
+    def data_delta(self, old, new, path: str) -> Choice:
+        """Encode ``new`` relative to ``old``; return the encoding used and why."""
+        ops = self.out.ops
+        if same_bytes(old, new):
+            ops.uint(SAME)
+            return Choice(encodings.SAME, "same bytes")
+        if self.depth >= MAX_NESTING:
+            self.unstructured[path] = f"containers nested more than {MAX_NESTING} deep"
+            choice = self.bytes_delta(old, new)
+            choice.reason += f"; not opened: {self.unstructured[path]}"
+            return choice
+        found = registry.recognize(new, lambda fmt, data: _open_pair(fmt, old, data))
+        if found.kind is None:
+            self.unstructured[path] = found.reason
+            choice = self.bytes_delta(old, new)
+            if found.rejected:  # it looked like a container
+                choice.reason += f"; not opened: {found.reason}"
+            return choice
+        old_node, new_node = found.value
+        ops.uint(STRUCT)
+        ops.uint(registry.wire_id(found.kind))
+        self.depth += 1
+        try:
+            self.node_delta(old_node, new_node, path)
+        finally:
+            self.depth -= 1
+        return Choice(encodings.STRUCT, f"struct: opened as {found.kind}")
+
+    def bytes_delta(self, old, new) -> Choice:
+        """Encode ``new`` relative to ``old`` as bytes: a splice, a bsdiff or a literal."""
+        ops, out = self.out.ops, self.out
+        runs = changed_runs(old, new) if len(old) == len(new) else None
+        changed = sum(n for _, n in runs) if runs is not None else 0
+        if runs is not None and changed <= max(64, len(new) // 64):
+            ops.uint(SPLICE)
+            ops.uint(len(runs))
+            pos = 0
+            for offset, length in runs:
+                ops.uint(offset - pos)
+                ops.uint(length)
+                out.lit += new[offset:offset + length]
+                pos = offset + length
+            return Choice(encodings.SPLICE, f"splice: {_plural(len(runs), 'run')}, {_plural(changed, 'byte')} changed")
+        if not len(old):
+            why = "literal: no old bytes"
+        elif not len(new):
+            why = "literal: no new bytes"
+        else:
+            control, diff, extra = bsdiff4.core.diff(bytes(old), bytes(new))
+            triples = [tuple(bsdiff4.core.decode_int64(control[i + k:i + k + 8]) for k in (0, 8, 16))
+                       for i in range(0, len(control), 24)]
+            if len(new) > _ESTIMATE_LIMIT:
+                use_bsdiff = len(extra) < len(new) // 2
+                compared = (f"bsdiff's new bytes ({len(extra)}) {'under' if use_bsdiff else 'at least'} half "
+                            f"of {len(new)}, too large to compare compressed")
+            else:
+                with_bsdiff, with_literal = _lzma_size(diff, extra) + 3 * len(triples), _lzma_size(bytes(new))
+                use_bsdiff = with_bsdiff < with_literal
+                compared = (f"bsdiff smaller than literal after lzma ({with_bsdiff} < {with_literal})" if use_bsdiff
+                            else f"literal no larger than bsdiff after lzma ({with_literal} <= {with_bsdiff})")
+            if use_bsdiff:
+                ops.uint(BSDIFF)
+                ops.uint(len(new))
+                ops.uint(len(triples))
+                for x, y, z in triples:
+                    ops.uint(x)
+                    ops.uint(y)
+                    ops.sint(z)
+                sparse = sparse_diff(diff)
+                ops.uint(sparse is not None)
+                out.diff += sparse if sparse is not None else diff
+                out.lit += extra
+                return Choice(encodings.BSDIFF, compared if compared.startswith("bsdiff") else f"bsdiff: {compared}")
+            why = compared if compared.startswith("literal") else f"literal: {compared}"
+        ops.uint(LITERAL)
+        ops.uint(len(new))
+        out.lit += new
+        return Choice(encodings.LITERAL, why)
+
+    # -- children ------------------------------------------------------------------------
+
+    def child_delta(self, old: Optional[Child], new: Child, path: str, donors: Optional[dict] = None) -> Choice:
+        """Encode one child; ``donors`` maps removed siblings' bytes to them (for renames)."""
+        ops = self.out.ops
+        ops.uint(COMPRESSIONS.index(new.compression))
+        if old is not None and same_bytes(old.data, new.data):
+            ops.uint(SAME)
+            return Choice(encodings.SAME, "same stored bytes: only its attributes changed")
+        donor = donors.get(bytes(new.data)) if donors and len(new.data) else None
+        if old is None and donor is not None:
+            ops.uint(COPY)
+            ops.text(donor.key)
+            return Choice(encodings.COPY, f"copy: the stored bytes of removed {donor.key}", source=donor.key)
+        stored = ""  # why the stored bytes of a compressed child are diffed as they are
+        if new.compression:
+            try:
+                new_content = child_content(new, path)
+                params = recompress.find_params(new_content, new.data, new.compression, new.level_hint)
+                old_content = child_content(old, path) if old is not None else b""
+            except FormatError as exc:
+                params = None
+                stored = f"; stored bytes diffed: cannot decompress ({exc.problem})"
+            if params is not None:
+                ops.uint(RECOMPRESS)
+                ops.uint(params.pack())
+                inner = self.data_delta(old_content, new_content, path)
+                return Choice(encodings.RECOMPRESS, f"recompressed: {_settings(new.compression, params)} "
+                              f"reproduces the stored bytes; {inner.reason}", inner=inner.encoding)
+            stored = stored or "; stored bytes diffed: no zlib settings reproduce them"
+        choice = self.data_delta(old.data if old is not None else b"", new.data, path)
+        if new.compression:
+            ops.value(new.content_size)
+        choice.reason += stored
+        return choice
+
+    def write_key(self, kind: str, key: str) -> None:
+        """A child's key: an index into the format's well-known keys, or its text."""
+        known = registry.known_keys(kind)
+        if key in known:
+            self.out.ops.uint(2 * known.index(key))
+        else:
+            raw = key.encode("utf-8", "surrogateescape")
+            self.out.ops.uint(2 * len(raw) + 1)
+            self.out.ops.raw(raw)
+
+    def node_delta(self, old: Node, new: Node, path: str) -> None:
+        """Children are named by key, so a patch says what it changes without the old file."""
+        ops = self.out.ops
+        ops.value_delta(old.meta, new.meta)
+        new_keys = {c.key for c in new.children}
+        removed = [c for c in old.children if c.key not in new_keys]
+        ops.uint(len(removed))
+        for child in removed:
+            self.write_key(new.kind, child.key)
+            self.changes.append(Change(f"{path}/{child.key}", "removed", old_size=len(child.data),
+                                       reason="not in the new version"))
+        kept = [c for c in old.children if c.key in new_keys]
+        kept_index = {c.key: j for j, c in enumerate(kept)}
+        order = [kept_index[c.key] for c in new.children if c.key in kept_index]
+        why = self.order_delta(order)
+        if why:
+            self.changes.append(Change(path, "reordered", children=len(order), reason=why))
+
+        added = [i for i, c in enumerate(new.children) if c.key not in kept_index]
+        donors = {bytes(c.data): c for c in removed} if added else {}
+        ops.uint(len(added))
+        prev = 0
+        for i in added:
+            child = new.children[i]
+            ops.uint(i - prev)
+            prev = i
+            self.write_key(new.kind, child.key)
+            ops.value(child.attrs)
+            choice = self.child_delta(None, child, f"{path}/{child.key}", donors)
+            self.changes.append(choice.change(f"{path}/{child.key}", "added", new_size=len(child.data)))
+
+        changed = []
+        for child in new.children:
+            old_child = kept[kept_index[child.key]] if child.key in kept_index else None
+            if old_child is not None and (old_child.attrs != child.attrs or not same_bytes(old_child.data, child.data)):
+                changed.append((old_child, child))
+        ops.uint(len(changed))
+        for old_child, child in changed:
+            self.write_key(new.kind, child.key)
+            ops.value_delta(old_child.attrs, child.attrs)
+            child_path = f"{path}/{child.key}"
+            choice = self.child_delta(old_child, child, child_path)
+            self.changes.append(choice.change(child_path, "changed", len(old_child.data), len(child.data)))
+
+    def order_delta(self, order: List[int]) -> Optional[str]:
+        """Encode the new order of the kept children; return why it was encoded as it was, or
+        None if the order did not change.
+
+        A rebuild that reorders (PyInstaller 6 writes base_library.zip in module-graph order,
+        which varies between builds) mostly moves whole runs of the old order, so runs are
+        coded as cut points plus the rank of their permutation, unless a full rank is smaller.
+        """
+        ops = self.out.ops
+        if order == list(range(len(order))):
+            ops.uint(ORDER_SAME)
+            return None
+        candidates = []  # (size, code, encoded bytes after the count)
+        runs = order_runs(order)
+        if len(runs) <= MAX_RANKED:
+            by_start = sorted(runs)
+            block_of = {start: b for b, (start, _) in enumerate(by_start)}
+            runs_writer = Writer()
+            runs_writer.uint(len(runs))
+            prev = 0
+            for start, _ in by_start[1:]:
+                runs_writer.uint(start - prev)
+                prev = start
+            rank, n = rank_permutation([block_of[start] for start, _ in runs])
+            runs_writer.raw(rank.to_bytes(permutation_bytes(n), "little"))
+            candidates.append((len(runs_writer), ORDER_RUNS, runs_writer.getvalue()))
+        if len(order) <= MAX_RANKED:
+            rank, n = rank_permutation(order)
+            candidates.append((permutation_bytes(n), ORDER_RANK, rank.to_bytes(permutation_bytes(n), "little")))
+        if not candidates:
+            list_writer = Writer()
+            for index in order:
+                list_writer.uint(index)
+            candidates.append((len(list_writer), ORDER_LIST, list_writer.getvalue()))
+        size, code, encoded = min(candidates, key=lambda c: (c[0], c[1] != ORDER_RANK))  # a tie: the rank
+        ops.uint(code)
+        ops.uint(len(order))
+        ops.raw(encoded)
+        why = f"{_plural(len(runs), 'run')} of the old order, written as {_ORDER_NAMES[code]} in " \
+              f"{_plural(size, 'byte')}"
+        for other_size, other, _ in candidates:
+            if other != code:
+                why += f"; {_ORDER_NAMES[other]}: {_plural(other_size, 'byte')}"
+        if code == ORDER_LIST:
+            why += f": too many to rank (more than {MAX_RANKED})"
+        return why
