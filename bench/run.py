@@ -922,7 +922,7 @@ def write_chart(path: Path, rows) -> None:
 
     # One panel per Linux mode, one for all platform rows (labelled scenario / mode).
     panels = [(m, [r for r in rows if r["mode"] == m]) for m in LINUX_MODES]
-    panels.append(("platform", [r for m in PLATFORM_MODES for r in rows if r["mode"] == m]))
+    panels.append(("platform", [r for r in rows if r["mode"] in PLATFORM_MODES]))  # scenario by scenario
     panels = [(m, prow) for m, prow in panels if prow]
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
     series = [("pyzpatch", "pyzpatch_size", "#1b7837"), ("bsdiff4 (whole file)", "bsdiff_size", "#2166ac"),
@@ -942,10 +942,9 @@ def write_chart(path: Path, rows) -> None:
                             fontsize=6.5, rotation=90, xytext=(0, 2), textcoords="offset points")
         ax.set_yscale("log")
         ax.set_xticks(list(xs))
-        if mode == "platform":
-            ax.set_xticklabels(["%s\n%s" % (r["scenario"], r["mode"]) for r in mrows], fontsize=7)
-        else:
-            ax.set_xticklabels([r["scenario"] for r in mrows])
+        # Slanted labels: long scenario names would run into each other.
+        labels = [r["scenario"] if mode != "platform" else "%s / %s" % (r["scenario"], r["mode"]) for r in mrows]
+        ax.set_xticklabels(labels, rotation=20, ha="right", rotation_mode="anchor", fontsize=8)
         ax.set_ylabel("bytes (log scale)")
         ax.set_ylim(top=max(max(r.get("lzma_size") or 1, r.get("bsdiff_size") or 1) for r in mrows) * 100)
         ax.set_title("Patch size per scenario: %s" % titles[mode])
