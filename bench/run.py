@@ -45,7 +45,7 @@ import struct
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -757,7 +757,6 @@ def copy_rate(rows) -> str:
 
 def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_rss, rss_mismatch, problems,
                    smoke):
-    scen = {s.name: s.title for s in SCENARIOS}
     lines = [
         "# pyzpatch benchmark",
         "",
@@ -779,7 +778,7 @@ def write_markdown(path: Path, rows, info, args, repeats, total_s, noop, driver_
     if any(r["mode"] in PLATFORM_MODES for r in rows):
         lines += [platform_paragraph(rows), ""]
     lines += [
-        "- **pyzpatch**: size of the patch from `pyzpatch.patching.make_patch(old, new)`.",
+        "- **pyzpatch**: size of the patch from `pyzpatch.make_patch(old, new)`.",
         "- **bsdiff4 (whole file)**: `len(bsdiff4.diff(old, new))` of the two whole files "
         "(standard BSDIFF40 with bz2).",
         "- **lzma -9 of new file**: `len(lzma.compress(new, preset=9))`: what sending the whole new "
