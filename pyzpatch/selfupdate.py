@@ -32,7 +32,7 @@ The traps this module handles:
 - Windows: a running executable cannot be overwritten, and a folder holding one cannot be
   renamed. The ``"windows"`` strategy moves the running files aside instead, moves the new ones
   in, restarts by starting the new program and waiting for it, and leaves the old files to
-  ``cleanup_previous_update`` at the next start (moveaside.py). It is the default on Windows and
+  ``cleanup_previous_update`` at the next start (install/moveaside.py). It is the default on Windows and
   can be chosen anywhere, which is how it is tested.
 """
 from __future__ import annotations

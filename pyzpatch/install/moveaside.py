@@ -7,7 +7,7 @@ rename a folder that holds one, but it lets each such file be renamed within its
 - A single file ``NAME`` (a one-file program): the verified new file is written to
   ``NAME.pyzpatch-new``; then ``NAME`` is renamed to ``NAME.pyzpatch-old`` and
   ``NAME.pyzpatch-new`` to ``NAME``. If the second rename fails the first is undone.
-- A folder (a one-folder program): the verified new folder is staged beside it (by folderpatch),
+- A folder (a one-folder program): the verified new folder is staged beside it (by patch/folder.py),
   a journal ``.NAME.pyzpatch-journal`` listing the new folder's entries is written and flushed,
   and then every file that changed is renamed into a trash folder ``.NAME.pyzpatch-old`` and its
   new version renamed into place, one file at a time; files the new version does not have go

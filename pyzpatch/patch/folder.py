@@ -19,7 +19,7 @@ file ``.NAME.pyzpatch-ready`` written once the staging folder is complete: a re-
 the target missing and the marker present finishes the second rename.
 
 A running program on Windows cannot rename its own folder; ``swap="per-file"`` then moves the
-changed files in one by one under a journal instead (moveaside.py).
+changed files in one by one under a journal instead (install/moveaside.py).
 """
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
     ``swap`` says how the staged new folder takes the old one's place: ``"folder"`` exchanges the
     two folders atomically where the system can (else as ``"two-renames"``); ``"two-renames"``
     renames the old folder aside and the new one in, behind a ready marker; ``"per-file"`` (for
-    a program running on Windows, see moveaside.py) moves changed files aside one by one under a
+    a program running on Windows, see install/moveaside.py) moves changed files aside one by one under a
     journal."""
     if swap not in (SWAP_FOLDER, SWAP_TWO_RENAMES, SWAP_PER_FILE):
         raise ValueError(f"unknown swap {swap!r}")
