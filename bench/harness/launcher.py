@@ -1,6 +1,6 @@
 """A small, long-lived process that starts bench workers and reports their rusage.
 
-    python -S bench/launcher.py
+    python -S bench/harness/launcher.py
 
 Why: on Linux a child's ru_maxrss is at least the peak RSS of the address space it replaced
 at exec, which, for a child started with vfork or posix_spawn (as Python's subprocess does), is
