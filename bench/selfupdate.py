@@ -2,6 +2,8 @@
 
     python bench/selfupdate.py [--repeats N] [--out docs/bench-selfupdate.md]
 
+Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
+
 Builds the self-updating example app (fixtures/apps/selfapp, v1 and v2, one-file and
 one-folder; cached) and measures, in this run:
 
@@ -12,14 +14,14 @@ one-folder; cached) and measures, in this run:
   run of v1 (no patch) plus a plain copy of the new program into place (``shutil.copy2`` or
   ``copytree``), the cheapest way to replace a program that has already arrived whole.
 
-Times are medians of wall-clock runs of the real executables, each on a fresh copy.
+Times of the program runs are medians of wall-clock runs of the real executables, each on a
+fresh copy; make, bsdiff4 and the copy run in fresh worker processes (bench/harness/worker.py).
+Writes .cache/bench/selfupdate-results.json and the report.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -28,27 +30,21 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+from harness import scenarios as S
+from harness.driver import BENCH_CACHE, DOCS, close_workers, run_worker, save_results
+from harness.report import doc_head, machine_info, runs_text
 
-import bsdiff4  # noqa: E402
+from pyzpatch import describe, open_bundle
 
-from fixtures.build import APPS_DIR, build  # noqa: E402
-from pyzpatch import open_bundle  # noqa: E402
-from pyzpatch.inspect.listing import describe  # noqa: E402
-from pyzpatch.patch.file import make_patch  # noqa: E402
-from pyzpatch.patch.folder import make_folder_patch  # noqa: E402
-
-SELFAPP = APPS_DIR / "selfapp"
-V2_EDIT = {"appversion.py": ('VERSION = "1"', 'VERSION = "2"')}
+RESULTS_JSON = BENCH_CACHE / "selfupdate-results.json"
+MODES = ("onefile", "onedir")
 
 
-def builds():
-    from conftest import variant  # the tests' cached variant maker
-    v2 = variant(SELFAPP, V2_EDIT)
-    return {(mode, version): build(app, mode, name="selfapp")
-            for mode in ("onefile", "onedir") for version, app in ((1, SELFAPP), (2, v2))}
+def builds() -> dict:
+    """{(mode, version): the executable (onefile) or the folder (onedir)}."""
+    v1, v2 = S.selfapp()
+    return {(mode, version): spec.build(mode) if mode == "onefile" else spec.folder()
+            for mode in MODES for version, spec in ((1, v1), (2, v2))}
 
 
 def footprint(exe: Path) -> dict:
@@ -94,9 +90,8 @@ def timed_run(exe: Path, cwd: Path) -> tuple:
 
 def measure(mode: str, b: dict, repeats: int, work: Path) -> dict:
     v1, v2 = b[(mode, 1)], b[(mode, 2)]
-    made = (make_folder_patch if mode == "onedir" else make_patch)(v1, v2)
     patch = work / f"{mode}.patch"
-    patch.write_bytes(made.data)
+    made = run_worker("folder-make" if mode == "onedir" else "make", v1, v2, patch)
     plain, update, copy = [], [], []
     for i in range(repeats):
         root = work / f"{mode}-plain-{i}"
@@ -110,47 +105,19 @@ def measure(mode: str, b: dict, repeats: int, work: Path) -> dict:
             raise SystemExit(f"the update did not happen:\n{out}")
         update.append(seconds)
         dest = work / f"{mode}-copy-{i}"
-        started = time.perf_counter()
-        if v2.is_dir():
-            shutil.copytree(v2, dest, symlinks=True)
-        else:
-            shutil.copy2(v2, dest)
-        copy.append(time.perf_counter() - started)
-    result = {"patch": len(made.data), "plain": statistics.median(plain), "update": statistics.median(update),
+        copied = run_worker("copytree", v2, dest, "nofsync") if v2.is_dir() else run_worker("copy2", v2, dest)
+        copy.append(copied["seconds"])
+    result = {"patch": made["size"], "plain": statistics.median(plain), "update": statistics.median(update),
               "copy": statistics.median(copy)}
     if mode == "onefile":
-        started = time.perf_counter()
-        result["bsdiff4"] = len(bsdiff4.diff(v1.read_bytes(), v2.read_bytes()))
-        result["bsdiff4_seconds"] = time.perf_counter() - started
+        diff = run_worker("bsdiff", v1, v2)
+        result["bsdiff4"], result["bsdiff4_seconds"] = diff["size"], diff["seconds"]
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(REPO / "docs" / "bench-selfupdate.md"))
-    args = parser.parse_args()
-    started = time.monotonic()
-    b = builds()
-    fp = footprint(b[("onefile", 1)])
-    from conftest import variant
-    # The same app without --exclude-module cryptography: what checking signatures through
-    # cryptography would cost.
-    fp_crypto = footprint(build(variant(SELFAPP, {"pyinstaller-args.txt": None}), "onefile", name="selfapp"))
-    with tempfile.TemporaryDirectory(prefix="pyzpatch-bench-self-") as tmp:
-        results = {mode: measure(mode, b, args.repeats, Path(tmp)) for mode in ("onefile", "onedir")}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=REPO).stdout.strip()
-    import PyInstaller
-    lines = [
-        "# pyzpatch self-update benchmark",
-        "",
-        f"Generated by `python bench/selfupdate.py` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
-        f"the run took {time.monotonic() - started:.0f} s.",
-        "",
-        f"Machine: {os.cpu_count()} CPUs, Linux {platform.release()}; Python {platform.python_version()}, "
-        f"PyInstaller {PyInstaller.__version__}, bsdiff4 {bsdiff4.__version__}; pyzpatch at {commit}.",
-        "",
+def report(res) -> str:
+    fp, fp_crypto, results, info = res["footprint"], res["footprint_crypto"], res["results"], res["machine"]
+    lines = doc_head("pyzpatch self-update benchmark", "python bench/selfupdate.py", info, res["total_seconds"]) + [
         "The app is `fixtures/apps/selfapp` (the README's example): at start it looks for "
         "`updates/fix.patch`, applies it to itself with `pyzpatch.selfupdate.apply_update` and "
         "restarts; v2 differs from v1 in its version string.",
@@ -164,7 +131,7 @@ def main() -> None:
     ]
     for owner, note in (("pyzpatch", "pyzpatch's modules"), ("bsdiff4", "bsdiff4 (C extension)")):
         lines.append(f"| {note} | {fp[owner]:,} | {fp[owner] / fp['program']:.1%} |")
-    lines.append(f"| the whole program (signatures checked by `pyzpatch.ed25519`) | {fp['program']:,} | 100% |")
+    lines.append(f"| the whole program (signatures checked by `pyzpatch.patchfile.ed25519`) | {fp['program']:,} | 100% |")
     lines += [
         f"| *for comparison:* cryptography, if bundled (`_rust`, cffi, its modules) | {fp_crypto['cryptography']:,} "
         f"| {fp_crypto['cryptography'] / fp_crypto['program']:.1%} of that build ({fp_crypto['program']:,} bytes) |",
@@ -176,7 +143,7 @@ def main() -> None:
         "",
         "## What an update costs",
         "",
-        f"Median of {args.repeats} runs each. *Update run*: v1 started with the patch in `updates/`; "
+        f"Median of {runs_text(res['repeats'])} each. *Update run*: v1 started with the patch in `updates/`; "
         "it applies the patch (checks the base's SHA-256, rebuilds, verifies, swaps atomically), "
         "restarts, and runs as v2, all in one invocation. *Plain run*: v1 without a patch. "
         "*Copy*: copying the whole new program into place (`shutil.copy2` / `copytree`).",
@@ -194,9 +161,31 @@ def main() -> None:
         "for the one-file build the restart also re-extracts the program to a new temporary folder.",
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(DOCS / "bench-selfupdate.md"))
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    b = builds()
+    fp = footprint(b[("onefile", 1)])
+    # The same app without --exclude-module cryptography: what checking signatures through
+    # cryptography would cost.
+    fp_crypto = footprint(S.selfapp_with_cryptography().build("onefile"))
+    with tempfile.TemporaryDirectory(prefix="pyzpatch-bench-self-") as tmp:
+        results = {mode: measure(mode, b, args.repeats, Path(tmp)) for mode in MODES}
+    close_workers()
+    res = {"machine": machine_info(), "footprint": fp, "footprint_crypto": fp_crypto, "results": results,
+           "repeats": args.repeats, "total_seconds": time.monotonic() - started}
+    save_results(RESULTS_JSON, **res)
+    text = report(res)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
