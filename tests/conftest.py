@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,10 @@ def variant(app: Path, edits: dict) -> Path:
     tag = h.hexdigest()[:16]
     dest = REPO / ".cache" / "variants" / f"{app.name}-{tag}"
     if not dest.exists():
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        # A staging folder of its own, renamed into place: two test processes making the same
+        # variant at once (pytest-xdist) never share one; the second rename loses, harmlessly.
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)) / "app"
         shutil.copytree(app, tmp, ignore=shutil.ignore_patterns("__pycache__"))
         for rel, change in edits.items():
             path = tmp / rel
@@ -68,7 +71,12 @@ def variant(app: Path, edits: dict) -> Path:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(change)
-        tmp.rename(dest)
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     return dest
 
 
