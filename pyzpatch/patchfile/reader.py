@@ -41,11 +41,6 @@ class PatchFile:
     def signed(self) -> bool:
         return self.signature is not None
 
-    @property
-    def structure_size(self) -> int:
-        """The decompressed body's size, as the header declares it."""
-        return self._framing.body_size
-
     def require_signature(self, trusted_keys) -> None:
         """Refuse the patch unless one of ``trusted_keys`` signed it. Checked once: a patch read
         with those keys already was."""
