@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,8 @@ MEMBERS = {"__main__.py": "print('hi')\n", "pkg/__init__.py": "", "pkg/mod.py": 
 
 
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
-@pytest.mark.parametrize("prefix", [b"", b"#!/usr/bin/env python3\n", os.urandom(5000)])
+# A fixed prefix, not os.urandom: pytest-xdist workers must collect the same parameters.
+@pytest.mark.parametrize("prefix", [b"", b"#!/usr/bin/env python3\n", random.Random(5000).randbytes(5000)])
 def test_zipfile_output_round_trips(compression, prefix):
     blob = make_zip(MEMBERS, compression, comment=b"a comment", prefix=prefix)
     model = ziparchive.parse(blob)
