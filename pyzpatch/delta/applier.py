@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-import bsdiff4.core
-
 from ..formats import registry
 from ..formats.node import Child, LazyBlob, Node, child_content, materialize
-from . import recompress
+from . import bsdiff, recompress
 from .plan import (
     Bsdiff,
     BytesPlan,
@@ -83,18 +81,17 @@ class Applier:
         return bytes(out)
 
     def _bsdiff(self, plan: Bsdiff, old) -> bytes:
-        control = bytearray()
-        encode = bsdiff4.core.encode_int64
+        triples = []
         old_pos = 0
         for x, y, z, at in plan:
             if old_pos + x > len(old):
                 raise fail(at, "difference run outside the old data")
             old_pos += x + z
-            control += encode(x) + encode(y) + encode(z)
+            triples.append((x, y, z))
         # The result, the difference block, the extra bytes and bsdiff's copy of the old data.
         self._charge(2 * plan.new_length + len(old), plan.at)
         diff = plan.diff.build() if isinstance(plan.diff, SparseBlock) else bytes(plan.diff)
-        return bsdiff4.core.patch(bytes(old), plan.new_length, bytes(control), diff, bytes(plan.extra))
+        return bsdiff.patch(bytes(old), plan.new_length, triples, diff, bytes(plan.extra))
 
     # -- children ------------------------------------------------------------------------
 

@@ -22,13 +22,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import bsdiff4.core
-
 from ..errors import FormatError
 from ..formats import registry
 from ..formats.node import DEFLATE, Child, Node, child_content, flatten
+from . import bsdiff, recompress
 from . import changes as encodings
-from . import recompress
 from .changes import Change
 from .codes import (
     BSDIFF,
@@ -249,9 +247,7 @@ class Encoder:
         elif not len(new):
             why = "literal: no new bytes"
         else:
-            control, diff, extra = bsdiff4.core.diff(bytes(old), bytes(new))
-            triples = [tuple(bsdiff4.core.decode_int64(control[i + k:i + k + 8]) for k in (0, 8, 16))
-                       for i in range(0, len(control), 24)]
+            triples, diff, extra = bsdiff.diff(bytes(old), bytes(new))
             if len(new) > _ESTIMATE_LIMIT:
                 use_bsdiff = len(extra) < len(new) // 2
                 compared = (f"bsdiff's new bytes ({len(extra)}) {'under' if use_bsdiff else 'at least'} half "
