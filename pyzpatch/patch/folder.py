@@ -34,7 +34,7 @@ from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
 from ..formats.node import Node, flatten
 from ..fs.durable import fsync_path, remove_quietly, remove_tree
 from ..fs.faults import checkpoint
-from ..fs.siblings import NEW, OLD, READY, hidden
+from ..fs.siblings import NEW, OLD, READY, hidden, parent_and_name
 from ..install import moveaside
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, piece_limit
@@ -69,6 +69,10 @@ def make_folder_patch(old_dir, new_dir, sign_key=None) -> MadePatch:
 def _make_folder_patch(old_dir, new_dir) -> MadePatch:
     with FolderContents(old_dir) as old, FolderContents(new_dir) as new:
         old_node, new_node = old.node(), new.node()
+        try:  # what apply would refuse is refused here, naming the folder
+            check_new_node(new_node)
+        except PyzpatchError as exc:
+            raise exc.with_source(str(new_dir))
         old_size, old_hash = node_hash(old_node)
         new_size, new_hash = node_hash(new_node)
         header = Header(old_size=old_size, old_sha256=old_hash, new_size=new_size, new_sha256=new_hash,
@@ -202,7 +206,9 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
     journal."""
     if swap not in (SWAP_FOLDER, SWAP_TWO_RENAMES, SWAP_PER_FILE):
         raise ValueError(f"unknown swap {swap!r}")
-    target = os.path.abspath(os.fspath(target)).rstrip(os.sep)
+    target = os.path.abspath(os.fspath(target))
+    parent_and_name(target)  # the root has no "beside" for the staging folder: refused before anything
+    target = target.rstrip(os.sep)
     patch = read_patch_file(patch, trusted_keys)
     if not patch.folder:
         raise PyzpatchError("is a patch for a single file, not for a folder", source=patch.path)

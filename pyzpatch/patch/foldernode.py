@@ -16,7 +16,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from ..errors import PyzpatchError
 from ..formats.node import Child, Node
@@ -30,6 +30,12 @@ FILE, LINK, DIR = "f", "l", "d"
 _READ_LIMIT = 1024 * 1024
 # The longest relative path a folder patch may create (Linux's PATH_MAX).
 MAX_PATH_LENGTH = 4096
+# The most folders a path may pass through: deep enough for any real build (the deepest in a
+# large data-science build is 15), shallow enough that nothing that walks a tree, here or in
+# the standard library, comes near Python's recursion limit.
+MAX_PATH_DEPTH = 256
+# The most symbolic links one path may pass through (Linux's MAXSYMLINKS).
+MAX_LINK_HOPS = 40
 
 
 @dataclass
@@ -142,6 +148,8 @@ def check_new_node(node: Node) -> None:
         parts = split_archive_name(child.key)
         if "\\" in child.key:
             raise PyzpatchError(f"entry {child.key!r} has a backslash in its path")
+        if len(parts) > MAX_PATH_DEPTH:
+            raise PyzpatchError(f"entry {child.key[:60]!r}... is more than {MAX_PATH_DEPTH} folders deep")
         paths.add(child.key)
         kind, mode, target = child.attrs
         if mode & ~0o7777:
@@ -149,11 +157,7 @@ def check_new_node(node: Node) -> None:
         if kind == LINK:
             if not target or len(target) > MAX_PATH_LENGTH or os.path.isabs(target) or target.startswith("\\"):
                 raise PyzpatchError(f"link {child.key!r} points to {target!r}, outside the folder")
-            depth = len(parts) - 1
-            for part in target.split("/"):
-                depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
-                if depth < 0:
-                    raise PyzpatchError(f"link {child.key!r} points to {target!r}, outside the folder")
+    _check_links_stay_inside(node)
     # No entry may lie inside a file or a link: for each such X, no path may start with "X/".
     # In sorted order, the first path at or after "X/" is the only candidate to look at.
     ordered = sorted(paths)
@@ -163,3 +167,51 @@ def check_new_node(node: Node) -> None:
             i = bisect.bisect_left(ordered, prefix)
             if i < len(ordered) and ordered[i].startswith(prefix):
                 raise PyzpatchError(f"entry {ordered[i]!r} lies inside {child.key!r}, which is not a folder")
+
+
+def _check_links_stay_inside(node: Node) -> None:
+    """Refuse a link that, resolved the way the operating system will once the folder is on
+    disk, leads outside it: through the folder's other links (``l -> .`` then
+    ``esc -> l/l/../../etc``), not only by its own text.
+
+    A name the folder does not hold is taken for a plain folder: a program may create it later,
+    and walking it as text is the most a later folder could allow. A file in the middle of a
+    path ends the lookup with an error on any system, so it cannot lead outside either; it is
+    walked as text too (stricter than needed). A path through more than ``MAX_LINK_HOPS`` links
+    (a loop) leads nowhere: the system refuses to look it up.
+    """
+    links = {c.key: c.attrs[2] for c in node.children if c.attrs[0] == LINK}
+    resolved: Dict[str, Optional[List[str]]] = {}  # link path -> where it leads (None: nowhere)
+    pending = set()
+
+    def resolve(link: str, hops: int) -> Optional[List[str]]:
+        if link in resolved:
+            return resolved[link]
+        if hops > MAX_LINK_HOPS or link in pending:
+            return None  # a loop, or too long a chain: ELOOP, not a way out
+        pending.add(link)
+        where: Optional[List[str]] = link.split("/")[:-1]
+        for part in links[link].split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not where:
+                    raise PyzpatchError(f"link {link!r} points to {links[link]!r}, outside the folder")
+                where.pop()
+                continue
+            where.append(part)
+            if len(where) > MAX_PATH_DEPTH:
+                raise PyzpatchError(f"link {link!r} leads more than {MAX_PATH_DEPTH} folders deep")
+            through = "/".join(where)
+            if through in links:
+                # Each link is resolved once and remembered, so a long chain costs its length.
+                where = resolve(through, hops + 1)
+                if where is None:
+                    break
+                where = list(where)
+        pending.discard(link)
+        resolved[link] = where
+        return where
+
+    for link in links:
+        resolve(link, 0)
