@@ -31,10 +31,10 @@ PE_HEAD = b"MZ" + bytes(58) + (64).to_bytes(4, "little") + b"PE\0\0" + bytes(200
 
 def test_wire_ids_are_fixed():
     # Patches record these numbers; changing one breaks every patch made before.
-    assert {f.kind: f.wire_id for f in registry.FORMATS} == {"exe": 0, "carchive": 1, "pyz": 2, "zip": 3}
+    assert {f.kind: f.wire_id for f in registry.FORMATS} == {"exe": 0, "carchive": 1, "pyz": 2, "zip": 3, "tar": 4}
     for fmt in registry.FORMATS:
         assert registry.kind_of_wire_id(fmt.wire_id) == fmt.kind
-    assert registry.kind_of_wire_id(4) is None
+    assert registry.kind_of_wire_id(5) is None
 
 
 def test_file_ending_with_the_cookie_is_an_executable_when_the_archive_is_shorter():

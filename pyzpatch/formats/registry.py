@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Callable, List, Optional, Tuple
 
 from ..errors import FormatError
-from . import carchive, executable, pyz, ziparchive
+from . import carchive, executable, pyz, tar, ziparchive
 from .node import LazyBlob, Node
 
 
@@ -40,6 +40,9 @@ class Format:
 # Tried in this order: formats anchored at a fixed place first, the scan for a cookie last.
 FORMATS: Tuple[Format, ...] = (
     Format(pyz, 2, "PYZ archive"),                   # "PYZ\0" at the start
+    # A ustar header at the start. Before the cookie scans: a tar of a one-folder build holds an
+    # executable, so it holds a cookie too.
+    Format(tar, 4, "tar archive"),
     Format(carchive, 1, "CArchive"),                 # a cookie at the very end, as long as the file
     Format(ziparchive, 3, "zip archive"),            # an end record reaching exactly to the end
     Format(executable, 0, "PyInstaller executable"),  # a cookie anywhere: head | archive | tail
