@@ -23,7 +23,6 @@ changed files in one by one under a journal instead (install/moveaside.py).
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import os
@@ -108,10 +107,11 @@ def _decode(header: Header, body: Body, old_node: Node) -> Node:
 
 def _exchange(a: str, b: str) -> bool:
     """Swap two names atomically; False if this system cannot."""
-    try:
+    try:  # a frozen program may leave ctypes out (pyzpatch's PyInstaller hook does): two renames then
+        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):
         return False
     if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
