@@ -58,9 +58,9 @@ class Launcher:
 _launcher: Optional[Launcher] = None
 
 
-def run_worker(op: str, *args) -> dict:
-    """Run one operation (a name in harness/worker.py's OPS) in a fresh process; its result plus
-    its ru_maxrss (KiB, from os.wait4) as ``maxrss_kib``."""
+def run_worker(op: str, *args, python: Optional[str] = None) -> dict:
+    """Run one operation (a name in harness/worker.py's OPS) in a fresh process (of ``python``,
+    default this interpreter); its result plus its ru_maxrss (KiB, from os.wait4) as ``maxrss_kib``."""
     global _launcher
     if _launcher is None:
         _launcher = Launcher()
@@ -68,7 +68,7 @@ def run_worker(op: str, *args) -> dict:
     result_path = WORK / "result.json"
     if result_path.exists():
         result_path.unlink()
-    cmd = [sys.executable, str(WORKER), str(result_path), op, *map(str, args)]
+    cmd = [python or sys.executable, str(WORKER), str(result_path), op, *map(str, args)]
     done = _launcher.run(cmd, WORK / "worker.stdout", WORK / "worker.stderr")
     if done["exit"] != 0:
         tail = (WORK / "worker.stderr").read_text(errors="replace").strip().splitlines()[-15:]

@@ -16,6 +16,16 @@ OPs (the registry OPS below; every benchmark's workers are this file):
                               of every copied file and folder and of DEST's parent
   lzma NEW                    len(lzma.compress(new, preset=9)) (not timed for the reports)
   noop                        imports pyzpatch and bsdiff4 only: the floor of a worker's peak memory
+  tufup-archive FOLDER OUT_DIR NAME VERSION
+                              tufup.repo.make_gztar_archive (not timed for the reports)
+  tufup-diff OLD_TGZ NEW_TGZ PATCH default|pyzpatch
+                              tufup.common.Patcher.diff_and_hash with tufup's default binary diff
+                              (bsdiff4) or pyzpatch.tufup.PyzpatchDiff: what tufup's add_bundle
+                              spends on the patch (gunzip both archives, diff, hash)
+  tufup-patch OLD_TGZ PATCH default|pyzpatch NEW_TGZ
+                              the binary diff's patch() on the gunzipped old tar (what tufup's client
+                              runs); the result is checked against NEW_TGZ's tar after the clock stops
+  (the tufup ops run in .venv-tufup: tufup 0.10 with the bsdiff4 1.2.x it pins)
   folder-noop                 imports pyzpatch.patch.folder only
 
 Only the operation is timed (time.perf_counter), after the imports it needs; interpreter
@@ -184,9 +194,53 @@ def op_folder_noop():
     return {"seconds": 0.0}
 
 
+def _binary_diff(which):
+    if which == "pyzpatch":
+        from pyzpatch.tufup import PyzpatchDiff
+
+        return PyzpatchDiff
+    from tufup.common import DefaultBinaryDiff
+
+    return DefaultBinaryDiff
+
+
+def op_tufup_archive(folder, out_dir, name, version):
+    from tufup.repo import make_gztar_archive
+
+    t0 = time.perf_counter()
+    meta = make_gztar_archive(src_dir=folder, dst_dir=out_dir, app_name=name, version=version)
+    return {"seconds": time.perf_counter() - t0, "path": str(meta.path), "size": os.path.getsize(meta.path)}
+
+
+def op_tufup_diff(old, new, patch_out, which):
+    from pathlib import Path
+
+    from tufup.common import Patcher
+
+    binary_diff = _binary_diff(which)
+    t0 = time.perf_counter()
+    expected = Patcher.diff_and_hash(src_path=Path(old), dst_path=Path(new), patch_path=Path(patch_out),
+                                     binary_diff=binary_diff)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "size": os.path.getsize(patch_out), "tar_size": expected["tar_size"]}
+
+
+def op_tufup_patch(old, patch, which, new):
+    import gzip
+
+    binary_diff = _binary_diff(which)
+    src = gzip.decompress(_read(old))
+    patch_bytes = _read(patch)
+    t0 = time.perf_counter()
+    result = binary_diff.patch(src_bytes=src, patch_bytes=patch_bytes)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "identical": result == gzip.decompress(_read(new))}
+
+
 OPS = {"make": op_make, "folder-make": op_folder_make, "bsdiff": op_bsdiff, "apply": op_apply,
        "folder-apply": op_folder_apply, "copy": op_copy, "copy2": op_copy2, "copytree": op_copytree,
-       "lzma": op_lzma, "noop": op_noop, "folder-noop": op_folder_noop}
+       "lzma": op_lzma, "noop": op_noop, "folder-noop": op_folder_noop, "tufup-archive": op_tufup_archive,
+       "tufup-diff": op_tufup_diff, "tufup-patch": op_tufup_patch}
 
 
 def main(argv):
