@@ -125,6 +125,19 @@ def hello_onefile() -> Path:
     return build(HELLO_APP, "onefile", name="hello")
 
 
+# The hello app plus `import pyzpatch.selfupdate` (this tree's pyzpatch bundled, built with the
+# hook that pyzpatch's pyinstaller40 entry point registers): what self-update adds to a program.
+HELLO_SELFUPDATE = {
+    "include-packages.txt": "pyzpatch\n",
+    "prog.py": ("import mod1\n", "import mod1\nfrom pyzpatch import selfupdate\n\nselfupdate.prepare()\n"),
+}
+
+
+@pytest.fixture(scope="session")
+def hello_selfupdate_onefile() -> Path:
+    return build(variant(HELLO_APP, HELLO_SELFUPDATE), "onefile", name="hello")
+
+
 @pytest.fixture(scope="session")
 def hello_onedir() -> Path:
     return build(HELLO_APP, "onedir", name="hello")
@@ -268,7 +281,8 @@ def platform_pairs(platform_pairs_pyi6, platform_pairs_pyi5) -> dict:
 # forgotten; ``python -m pytest -m "not slow"`` is the fast tier.
 BUILD_FIXTURES = frozenset({
     "hello_onefile", "hello_onedir", "hello_sideload", "hello_v2_onefile", "hello_v2_onedir",
-    "bigapp_onefile", "bigapp_onedir", "bigapp_v2_onefile", "selfapp_builds", "all_builds",
+    "bigapp_onefile", "bigapp_onedir", "bigapp_v2_onefile", "selfapp_builds", "hello_selfupdate_onefile",
+    "all_builds",
     "pyi5_python", "hello_pyi5", "hello_pyi5_onedir", "hello_v2_pyi5", "hello_v2_pyi5_onedir",
     "platform_build", "platform_pairs", "platform_pairs_pyi6", "platform_pairs_pyi5",
 })

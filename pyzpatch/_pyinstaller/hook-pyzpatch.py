@@ -1,0 +1,21 @@
+# pyzpatch in a frozen program (self-update, the Python API): leave out what only the command
+# line and signing use, so that `import pyzpatch.selfupdate` costs the program little
+# (docs/selfupdate.md). Applies to imports made by pyzpatch's own modules only: a program that
+# imports any of these itself still gets it, and hook-pyzpatch.cli.py puts them back for a
+# frozen command line.
+excludedimports = [
+    # The command line's.
+    "typer",
+    "rich",
+    "click",
+    "pyzpatch.cli",
+    "pyzpatch.__main__",
+    "pyzpatch._pyinstaller",
+    "PyInstaller",
+    # Making keys and signing only: signatures are checked by pyzpatch.patchfile.ed25519.
+    "cryptography",
+    # Only the one-step exchange of two folders (renameat2) uses it; without it a one-folder
+    # update swaps by two renames (docs/selfupdate.md). About 0.29 MB; --hidden-import ctypes
+    # (or any use of ctypes by the program) keeps it.
+    "ctypes",
+]
