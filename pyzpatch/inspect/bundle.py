@@ -13,15 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
 from ..errors import FormatError, PyzpatchError
-from ..formats import binary, carchive, executable, pyz, registry, ziparchive
+from ..formats import binary, carchive, executable, pyz, registry, tar, ziparchive
 from ..formats.binary import BinaryLayout
 from ..formats.carchive import CArchive
 from ..formats.executable import Executable
 from ..formats.pyz import Pyz
+from ..formats.tar import TarArchive
 from ..formats.ziparchive import ZipArchive
 from ..fs.filebytes import FileBytes
 
-ONEFILE, ONEDIR, SIDELOAD, PKG, PYZ, ZIP = "onefile", "onedir", "sideload", "pkg", "pyz", "zip"
+ONEFILE, ONEDIR, SIDELOAD, PKG, PYZ, ZIP, TAR = "onefile", "onedir", "sideload", "pkg", "pyz", "zip", "tar"
 KIND_TITLES = {
     ONEFILE: "one-file executable",
     ONEDIR: "one-folder build",
@@ -29,6 +30,7 @@ KIND_TITLES = {
     PKG: "CArchive (PKG)",
     PYZ: "PYZ archive",
     ZIP: "zip archive",
+    TAR: "tar archive",
 }
 
 
@@ -43,13 +45,14 @@ class Bundle:
     archive: Optional[CArchive] = None
     pyzs: List[Tuple[str, Pyz]] = field(default_factory=list)  # (name of the CArchive entry, model)
     zip: Optional[ZipArchive] = None  # a zip file, zipapp, or interpreter with a zip appended
+    tar: Optional[TarArchive] = None  # a tar (a tufup bundle: a one-folder build as one file)
     archive_start: int = 0  # offset of the CArchive in archive_file
     # How the executable around the archive is laid out (ELF, PE, Mach-O; signed or not).
     layout: Optional[BinaryLayout] = None
     _files: List[FileBytes] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
-        self.executable = self.archive = self.zip = None
+        self.executable = self.archive = self.zip = self.tar = None
         self.pyzs = []
         for f in self._files:
             f.close()
@@ -92,6 +95,8 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
         if found.kind == ziparchive.NODE_KIND:
             # Bytes before the zip (an interpreter, a shebang) are its prefix.
             return Bundle(bundle_path, ZIP, path, zip=found.value, _files=[fb])
+        if found.kind == tar.NODE_KIND:
+            return Bundle(bundle_path, TAR, path, tar=found.value, _files=[fb])
         if found.kind == carchive.NODE_KIND:
             bundle = Bundle(bundle_path, PKG, path, archive=found.value, _files=[fb])
         elif found.kind == executable.NODE_KIND:

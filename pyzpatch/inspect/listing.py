@@ -7,7 +7,7 @@ import stat
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from ..errors import FormatError
-from ..formats import carchive, pyz
+from ..formats import carchive, pyz, tar
 from ..formats.pyz import Pyz
 from ..fs.walk import walk
 from .bundle import KIND_TITLES, Bundle
@@ -73,6 +73,20 @@ def _describe_zip(model, patterns: Sequence[str]) -> dict:
             "comment": model.comment.decode("utf-8", "replace"), "members": members, "totals": _totals(members)}
 
 
+def _describe_tar(model, patterns: Sequence[str]) -> dict:
+    members = []
+    for member, offset in zip(model.members, tar.member_offsets(model)):
+        if not _matches(member.name, patterns):
+            continue
+        row = {"name": member.name, "kind": member.kind, "mode": oct(member.mode), "offset": offset,
+               "size": len(member.data)}
+        if member.typeflag in (b"1", b"2"):
+            row["link"] = member.linkname
+        members.append(row)
+    return {"member_count": len(model.members), "members": members,
+            "total_size": sum(m["size"] for m in members)}
+
+
 def _folder_files(folder: str, patterns: Sequence[str]) -> List[dict]:
     files = []
     for found in walk(folder):
@@ -122,6 +136,8 @@ def describe(bundle: Bundle, patterns: Sequence[str] = ()) -> dict:
     out["pyz"] = [_describe_pyz(name, model, patterns) for name, model in bundle.pyzs]
     if bundle.zip is not None:
         out["zip"] = _describe_zip(bundle.zip, patterns)
+    if bundle.tar is not None:
+        out["tar"] = _describe_tar(bundle.tar, patterns)
     if bundle.folder:
         files = _folder_files(bundle.folder, patterns)
         out["folder"] = {"path": bundle.folder, "files": files, "file_count": len(files),
@@ -189,6 +205,14 @@ def render_text(desc: dict) -> str:
         t = zipped["totals"]  # type: ignore[index]
         lines.append(f"    {t['count']} of {zipped['member_count']} members: {_n(t['stored_length'])} bytes "
                      f"stored, {_n(t['uncompressed_length'])} uncompressed")
+    tarred = desc.get("tar")
+    if tarred:
+        lines.append("  tar archive:")
+        rows = [[m["kind"], m["mode"], _n(m["size"]), m["name"] + (f" -> {m['link']}" if "link" in m else "")]
+                for m in tarred["members"]]  # type: ignore[index]
+        lines += _table(["kind", "mode", "size", "name"], rows, (2,), "    ")
+        lines.append(f"    {len(tarred['members'])} of {tarred['member_count']} members, "  # type: ignore[index]
+                     f"{_n(tarred['total_size'])} bytes")  # type: ignore[index]
     folder = desc.get("folder")
     if folder:
         lines.append(f"  Folder {folder['path']}:")  # type: ignore[index]
