@@ -3,6 +3,7 @@ and tars of the fixtures' one-folder builds (as tufup's ``make_gztar_archive`` w
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import shutil
@@ -18,6 +19,8 @@ from pyzpatch.errors import FormatError
 from pyzpatch.formats import registry, tar
 from pyzpatch.formats.node import Node
 from pyzpatch.patch.foldernode import FolderContents
+
+from .conftest import run_cli
 
 TAR = shutil.which("tar")
 needs_tar = pytest.mark.skipif(TAR is None, reason="no tar command on this machine")
@@ -199,3 +202,17 @@ def test_one_folder_builds_as_tufup_tars_them(hello_onedir, hello_v2_onedir, big
     made = make_patch(tmp_path / "v1.tar", tmp_path / "v2.tar")
     assert any(c.path == "/./hello/archive/z:PYZ.pyz/mod1" for c in made.changes), [c.path for c in made.changes]
     assert len(made.data) < 2000
+
+
+def test_ls_lists_a_tar(tmp_path):
+    (tmp_path / "a.tar").write_bytes(tarfile_bytes(sample_folder(tmp_path / "src")))
+    result = run_cli("ls", "--json", tmp_path / "a.tar")
+    assert result.returncode == 0, result.stderr
+    desc = json.loads(result.stdout)
+    assert desc["kind"] == "tar"
+    members = {m["name"]: m for m in desc["tar"]["members"]}
+    assert members["./blocks"]["size"] == 5000 and members["./blocks"]["kind"] == "file"
+    assert members["./short-link"]["link"] == "app.txt"
+    text = run_cli("ls", tmp_path / "a.tar", "--filter", "*.txt")
+    assert text.returncode == 0 and "tar archive" in text.stdout and "./app.txt" in text.stdout
+    assert "./blocks" not in text.stdout
