@@ -6,11 +6,19 @@ Typical use, early in the program (see docs/selfupdate.md)::
     from pyzpatch import selfupdate
 
     selfupdate.cleanup_previous_update()          # remove what an earlier update moved aside
-    if os.path.exists(patch_path):
-        try:
-            selfupdate.apply_update(patch_path, trusted_keys=["release.pub"])  # restarts on success
-        except selfupdate.SelfUpdateError as exc:
-            log(f"update refused, still running the old version: {exc}")
+    try:
+        patch = selfupdate.find_installation().path("updates/fix.patch")  # beside the program
+        if os.path.exists(patch):
+            selfupdate.apply_update(patch, trusted_keys=["release.pub"])  # restarts on success
+    except selfupdate.AlreadyUpToDate:
+        pass                                      # this patch brought us here already
+    except selfupdate.SelfUpdateError as exc:     # every refusal: the old version carries on
+        log(f"update refused, still running the old version: {exc}")
+
+Relative paths (patches, key files) are taken from the folder that holds the program (``home``),
+never from the working directory. Every refusal or failure is a ``SelfUpdateError``, whatever
+caused it (a missing or unreadable key, the disk, a hostile patch that makes the reader recurse
+too deep or run out of memory); only a programming error (an unknown ``strategy``) is not.
 
 The traps this module handles:
 
@@ -28,7 +36,9 @@ The traps this module handles:
   ``SelfUpdateError`` with ``installed=False``: nothing was changed and the program can carry on.
 - Restart: the PyInstaller bootloader marks its environment (``_PYI_*``, ``_MEIPASS2``,
   ``LD_LIBRARY_PATH``); the restart removes those marks so that the new executable starts as a
-  fresh program (and a one-file program extracts its new files) with the same arguments.
+  fresh program (and a one-file program extracts its new files) with the same arguments. It
+  executes only a regular file inside the installation: a new version whose program is a link,
+  or anything else, is not started.
 - Windows: a running executable cannot be overwritten, and a folder holding one cannot be
   renamed. The ``"windows"`` strategy moves the running files aside instead, moves the new ones
   in, restarts by starting the new program and waiting for it, and leaves the old files to
@@ -39,6 +49,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -69,7 +80,7 @@ _NEEDED_MODULES = (
     "pyzpatch.install.moveaside", "pyzpatch.fs.atomic", "pyzpatch.fs.durable", "pyzpatch.fs.faults",
     "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.identity", "pyzpatch.fs.safepath",
     "pyzpatch.fs.siblings", "pyzpatch.fs.walk",
-    "bsdiff4", "lzma", "zlib", "hashlib", "ctypes", "shutil", "stat", "tempfile", "threading",
+    "bsdiff4", "lzma", "zlib", "hashlib", "shutil", "stat", "tempfile", "threading",
     "queue", "subprocess", "time", "errno", "signal",
 )
 
@@ -92,7 +103,8 @@ class SelfUpdateError(PyzpatchError):
 
 class AlreadyUpToDate(SelfUpdateError):
     """This program already is the version the patch produces (for instance a patch fetched
-    again after the update it brought): nothing was changed."""
+    again after the update it brought): nothing was changed. Not a failure: catch it before
+    ``SelfUpdateError``."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,17 @@ class Installation:
     kind: str  # ONEFILE or ONEDIR
     executable: str  # the program file that is run
     target: str  # the executable (one-file) or the program's folder (one-folder)
+
+    @property
+    def home(self) -> str:
+        """The folder that holds the program (its executable, one-file, or its folder,
+        one-folder): relative paths of patches and keys are taken from here."""
+        return os.path.dirname(self.target)
+
+    def path(self, path) -> str:
+        """``path`` as an absolute path: a relative one is taken from ``home``, not from the
+        working directory."""
+        return os.path.join(self.home, os.fspath(path))
 
 
 def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str] = None) -> Installation:
@@ -153,22 +176,48 @@ def default_strategy() -> str:
     return WINDOWS if os.name == "nt" else POSIX
 
 
-def _load_keys(trusted_keys) -> Optional[List]:
-    """Public keys from key objects, PEM bytes, or paths to PEM files (none needs cryptography)."""
+def _load_keys(trusted_keys, inst: Installation) -> Optional[List]:
+    """Public keys from key objects, PEM bytes, or paths to PEM files (relative ones taken from
+    the installation's ``home``; none needs cryptography). A key that cannot be had is a
+    SelfUpdateError naming it."""
     if trusted_keys is None:
         return None
+    if isinstance(trusted_keys, (str, bytes, bytearray, os.PathLike)):
+        raise SelfUpdateError("trusted_keys must be a list of keys (PEM file paths, PEM bytes or key objects), "
+                              f"not one {type(trusted_keys).__name__}")
     from .patchfile import signing
     keys = []
-    for key in trusted_keys:
-        if isinstance(key, (bytes, bytearray)):
-            keys.append(signing.public_key_from_pem(bytes(key)))
-        elif isinstance(key, (str, os.PathLike)):
-            keys.append(signing.load_public_key(key))
-        else:  # a key object (cryptography's): its raw bytes now, while imports are allowed
-            keys.append(signing.PublicKey(signing.raw_public_key(key)))
+    for index, key in enumerate(trusted_keys):
+        where = None
+        try:
+            if isinstance(key, (bytes, bytearray)):
+                where = f"trusted key {index + 1} (PEM bytes)"
+                keys.append(signing.public_key_from_pem(bytes(key)))
+            elif isinstance(key, (str, os.PathLike)):
+                where = inst.path(key)
+                keys.append(signing.load_public_key(where))
+            else:  # a key object (cryptography's): its raw bytes now, while imports are allowed
+                where = f"trusted key {index + 1} ({type(key).__name__})"
+                keys.append(signing.PublicKey(signing.raw_public_key(key)))
+        except PyzpatchError as exc:
+            raise SelfUpdateError(f"cannot use this trusted key: {exc.problem}", source=exc.source or where) from None
+        except Exception as exc:  # an unreadable or foreign key object, whatever it raises
+            raise SelfUpdateError(f"cannot use this trusted key: {_describe(exc)}", source=where) from None
     if not keys:
         raise SelfUpdateError("trusted_keys is empty: no patch could ever be accepted")
     return keys
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception that is not a PyzpatchError."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to be processed (RecursionError)"
+    if isinstance(exc, MemoryError):
+        return "ran out of memory (MemoryError)"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def prepare(need_signatures: bool = False) -> None:
@@ -179,6 +228,10 @@ def prepare(need_signatures: bool = False) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             raise SelfUpdateError(f"cannot update: module {name} is missing from this program ({exc})") from None
+    try:  # the one-step folder exchange (renameat2) where bundled; two renames otherwise
+        import ctypes  # noqa: F401
+    except ImportError:
+        pass
     if need_signatures:
         try:  # used for checking signatures when present; pyzpatch.patchfile.ed25519 otherwise
             import cryptography.exceptions  # noqa: F401
@@ -188,51 +241,67 @@ def prepare(need_signatures: bool = False) -> None:
 
 
 def check_update(patch, trusted_keys=None, installation: Optional[Installation] = None) -> Installation:
-    """Check that ``patch`` (a file path) applies to this program: signature (with
-    ``trusted_keys``), base, decoding and the result's hash, without writing anything. Raises
-    SelfUpdateError; returns the installation it was checked against."""
+    """Check that ``patch`` (a file path; a relative one is taken from the installation's
+    ``home``) applies to this program: signature (with ``trusted_keys``), base, decoding and the
+    result's hash, without writing anything. Raises SelfUpdateError; returns the installation
+    it was checked against."""
     inst = installation or find_installation()
-    keys = _load_keys(trusted_keys)
-    prepare(keys is not None)
-    _apply(inst, os.fspath(patch), keys, dry_run=True, strategy=POSIX)
+    try:
+        keys = _load_keys(trusted_keys, inst)
+        prepare(keys is not None)
+        _apply(inst, inst.path(patch), keys, dry_run=True, strategy=POSIX)
+    except SelfUpdateError:
+        raise
+    except Exception as exc:
+        raise SelfUpdateError(f"cannot check the update: {_describe(exc)}", source=inst.target) from None
     return inst
 
 
 def apply_update(patch, trusted_keys=None, *, restart: bool = True, argv: Optional[Sequence[str]] = None,
                  strategy: Optional[str] = None, installation: Optional[Installation] = None) -> Installation:
-    """Apply ``patch`` (a file path) to this program and, with ``restart``, re-execute it with the
-    same arguments (``argv``, default ``sys.argv``); then this call does not return.
+    """Apply ``patch`` (a file path; a relative one is taken from the installation's ``home``,
+    not from the working directory) to this program and, with ``restart``, re-execute it with
+    the same arguments (``argv``, default ``sys.argv``); then this call does not return.
 
-    With ``trusted_keys`` (public keys: objects, PEM bytes or PEM file paths) the patch must be
-    signed by one of them. Raises SelfUpdateError with ``installed=False`` if anything fails
-    before the new version is in place: the program is unchanged and can keep running.
-    ``strategy`` is ``"posix"`` or ``"windows"`` (default: this system's)."""
+    With ``trusted_keys`` (public keys: objects, PEM bytes or PEM file paths, relative ones taken
+    from ``home``) the patch must be signed by one of them. Every refusal and failure raises
+    SelfUpdateError: with ``installed=False`` if it came before the new version was in place
+    (the program is unchanged and can keep running), ``installed=True`` if only the restart
+    failed or was refused. ``AlreadyUpToDate`` (a SelfUpdateError) says the program already is
+    what the patch produces. ``strategy`` is ``"posix"`` or ``"windows"`` (default: this
+    system's); another value is a ValueError."""
     inst = installation or find_installation()
     strategy = strategy or default_strategy()
     if strategy not in (POSIX, WINDOWS):
         raise ValueError(f"unknown strategy {strategy!r}")
-    keys = _load_keys(trusted_keys)
-    patch = os.path.abspath(os.fspath(patch))
     argv = list(sys.argv if argv is None else argv)
-    prepare(keys is not None)
-    cwd_inside = _cwd_within(inst.target)
+    try:
+        keys = _load_keys(trusted_keys, inst)
+        patch = inst.path(patch)
+        prepare(keys is not None)
+        cwd_inside = _cwd_within(inst.target)
+        lock = _UpdateLock(inst.target)
+        if not lock.acquire():
+            raise SelfUpdateError("another update of this program is in progress", source=inst.target)
+    except SelfUpdateError:
+        raise
+    except Exception as exc:
+        raise SelfUpdateError(f"cannot update: {_describe(exc)}", source=inst.target) from None
     _pending_cwd[inst.target] = cwd_inside  # for restart() after restart=False
-    lock = _UpdateLock(inst.target)
-    if not lock.acquire():
-        raise SelfUpdateError("another update of this program is in progress", source=inst.target)
     before = _identity(inst)
     # From here until the restart nothing may be imported: modules are read from the program's
     # files, which change under it. A missed import fails loudly instead of reading garbage.
     guard = _NoImportsNow()
     sys.meta_path.insert(0, guard)
     try:
-        _apply(inst, patch, keys, dry_run=False, strategy=strategy)
+        try:
+            _apply(inst, patch, keys, dry_run=False, strategy=strategy)
+        except SelfUpdateError as exc:
+            exc.installed = exc.installed or _identity(inst) != before
+            raise
         lock.release()  # the swap is done; the restarted program's clean-up needs the lock
         if restart:
             _restart(inst, argv, strategy, cwd_inside)
-    except SelfUpdateError as exc:
-        exc.installed = exc.installed or _identity(inst) != before
-        raise
     finally:
         if guard in sys.meta_path:
             sys.meta_path.remove(guard)
@@ -287,8 +356,11 @@ def restart(argv: Optional[Sequence[str]] = None, *, strategy: Optional[str] = N
 
 def _identity(inst: Installation) -> Tuple:
     """What changes when a new version is put in place (an update in progress counts)."""
-    journal = siblings.hidden(inst.target, siblings.JOURNAL)
-    return identity(inst.target), identity(inst.executable), os.path.lexists(journal)
+    try:
+        journal = siblings.hidden(inst.target, siblings.JOURNAL)
+        return identity(inst.target), identity(inst.executable), os.path.lexists(journal)
+    except Exception:  # cannot tell: say "changed", so that the program does not run on as if intact
+        return (object(),)
 
 
 def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -> None:
@@ -296,6 +368,7 @@ def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -
     from .patch.folder import SWAP_FOLDER, SWAP_PER_FILE, apply_folder_patch
     from .patchfile.reader import read_patch_file
 
+    patch_name = patch
     try:
         patch = read_patch_file(patch, keys)  # signature and checksum checked here, once
         is_folder = patch.folder
@@ -329,9 +402,11 @@ def _apply(inst: Installation, patch: str, keys, dry_run: bool, strategy: str) -
     except PyzpatchError as exc:
         raise SelfUpdateError(exc.problem, source=exc.source) from None
     except OSError as exc:
-        raise SelfUpdateError(f"cannot update: {exc.strerror or exc}", source=exc.filename or inst.target) from None
+        raise SelfUpdateError(f"cannot update: {_describe(exc)}", source=exc.filename or inst.target) from None
     except ImportError as exc:
         raise SelfUpdateError(str(exc), source=inst.target) from None
+    except Exception as exc:  # whatever a hostile patch or the disk makes happen (RecursionError, MemoryError...)
+        raise SelfUpdateError(f"cannot update: {_describe(exc)}", source=patch_name) from None
 
 
 def _cwd_within(folder: str) -> Optional[str]:
@@ -374,7 +449,27 @@ class _NoImportsNow:
                           "in place; it must be imported before (add it to what prepare() imports)")
 
 
+def _check_executable(inst: Installation) -> None:
+    """Refuse to start anything but a regular file inside the installation: a new version whose
+    program is a link (to a program outside, say), a folder or a device is not executed."""
+    exe = inst.executable
+    try:
+        st = os.lstat(exe)
+        real = os.path.realpath(exe)
+    except OSError as exc:
+        raise SelfUpdateError(f"the new version is in place, but its program cannot be found: "
+                              f"{exc.strerror or exc}; not restarting", source=exe, installed=True) from None
+    home = os.path.realpath(inst.target)
+    inside = real == home if inst.kind == ONEFILE else real.startswith(home + os.sep)
+    if not stat.S_ISREG(st.st_mode) or not inside:
+        what = "a link" if stat.S_ISLNK(st.st_mode) else "not a regular file" if not stat.S_ISREG(st.st_mode) \
+            else "reached through a link"
+        raise SelfUpdateError(f"the new version's program is {what} (it resolves to {real}), not a regular file "
+                              f"inside {inst.target}: refusing to start it", source=exe, installed=True)
+
+
 def _restart(inst: Installation, argv: List[str], strategy: str, cwd_inside: Optional[str]) -> None:
+    _check_executable(inst)
     try:
         env = restart_environment()
         if cwd_inside is not None:
@@ -392,8 +487,8 @@ def _restart(inst: Installation, argv: List[str], strategy: str, cwd_inside: Opt
         if strategy == WINDOWS:
             _restart_by_spawning(inst.executable, args, env)
         os.execve(inst.executable, args, env)
-    except OSError as exc:
-        raise SelfUpdateError(f"the new version is in place, but restarting failed: {exc.strerror or exc}; "
+    except Exception as exc:
+        raise SelfUpdateError(f"the new version is in place, but restarting failed: {_describe(exc)}; "
                               "exit, and the next start runs the new version", source=inst.executable,
                               installed=True) from None
 
@@ -440,8 +535,10 @@ def cleanup_previous_update(installation: Optional[Installation] = None, *, rest
             if os.path.lexists(staging) and not os.path.lexists(journal):
                 if remove_quietly(staging):
                     done.append(f"removed {staging}, left by an interrupted update")
-    except (OSError, PyzpatchError) as exc:
+    except PyzpatchError as exc:
         done.append(f"could not finish cleaning up: {exc}")
+    except Exception as exc:  # a clean-up that cannot finish is retried at the next start
+        done.append(f"could not finish cleaning up: {_describe(exc)}")
     finally:
         lock.release()
     # Only a swap actually finished here leaves this process running a mix of old and new files.

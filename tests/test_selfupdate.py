@@ -61,8 +61,9 @@ class Site:
         return proc
 
     def leftovers(self):
-        """Everything beside the program and in the updates folder, but the program itself."""
-        beside = sorted(set(os.listdir(self.root)) - {"selfapp", "updates"})
+        """Everything beside the program and in the updates folder, but the program itself (and
+        a key put beside it)."""
+        beside = sorted(set(os.listdir(self.root)) - {"selfapp", "updates", "release.pub"})
         return beside + sorted(os.listdir(self.updates))
 
 
@@ -216,7 +217,266 @@ def test_update_fetched_from_a_url(selfapp_builds, tmp_path):
         server.server_close()
 
 
+# --- the worked example as a user runs it (docs/selfupdate.md, README) ------------------------
+
+def keygen(tmp_path):
+    """A release key pair made as the docs make it: (private key, public key)."""
+    keys = tmp_path / "keys"
+    keys.mkdir(exist_ok=True)
+    assert run_cli("keygen", keys / "release").returncode == 0
+    return keys / "release", keys / "release.pub"
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_worked_example_runs_from_any_working_directory(selfapp_builds, tmp_path, mode):
+    """Started from elsewhere with a relative key path: the key and the updates folder are
+    found beside the program, not in the working directory."""
+    site = Site(tmp_path, selfapp_builds, mode)
+    private, public = keygen(tmp_path)
+    shutil.copy(public, site.root / "release.pub")
+    site.make_patch(None, None, "--sign", private)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = site.run("from", "elsewhere", env={"SELFAPP_TRUST": "release.pub"}, cwd=elsewhere)
+    assert "refused" not in proc.stdout, proc.stdout
+    assert_updated(site, proc, ["from", "elsewhere"])
+    assert os.listdir(elsewhere) == []
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_worked_example_with_the_update_already_applied(selfapp_builds, tmp_path, mode):
+    """The same patch found again once it has been applied: not an error, no refusal, and the
+    program runs on as the new version."""
+    site = Site(tmp_path, selfapp_builds, mode)
+    site.make_patch()
+    assert_updated(site, site.run("first"), ["first"])
+    site.make_patch()  # dropped again
+    proc = site.run("again", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["selfapp version 2 args=['again']", "update: applying fix.patch",
+                                        "update: already version 2", "working as version 2"]
+    assert state(site.target) == state(site.v2)
+    assert site.leftovers() == []
+
+
+@pytest.mark.parametrize("mode", ["onefile", "onedir"])
+def test_worked_example_with_keys_missing_refuses_and_carries_on(selfapp_builds, tmp_path, mode):
+    """SELFAPP_TRUST names a key that is not beside the program (one of that name in the working
+    directory is not used), then one that is a folder: each a refusal, one line, and v1 runs on."""
+    site = Site(tmp_path, selfapp_builds, mode)
+    private, public = keygen(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(public, elsewhere / "release.pub")  # in the working directory only
+    site.make_patch(None, None, "--sign", private)
+    trust = {"SELFAPP_TRUST": "release.pub"}
+    proc = site.run(env=trust, cwd=elsewhere)
+    assert_refused(site, proc, f"{site.root / 'release.pub'}: cannot use this trusted key: No such file")
+    assert "Traceback" not in proc.stderr
+    os.unlink(site.updates / "fix.patch.rejected")
+    (site.root / "release.pub").mkdir()  # unreadable as a key
+    site.make_patch(None, None, "--sign", private)
+    proc = site.run(env=trust, cwd=elsewhere)
+    assert_refused(site, proc, f"{site.root / 'release.pub'}: cannot use this trusted key: ")
+    assert "Traceback" not in proc.stderr
+
+
+def documented_snippet(path, heading):
+    """The first ```python block after ``heading`` in a document."""
+    text = (REPO / path).read_text()
+    after = text[text.index(heading):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```", start)]
+
+
+def test_readme_snippet_runs_without_surprises_outside_a_frozen_program(tmp_path):
+    """The README's snippet, run as it is by plain Python from another folder: the refusal
+    (not frozen) is caught by its own except clause, one line, no traceback."""
+    snippet = documented_snippet("README.md", "## A program that updates itself")
+    assert 'trusted_keys=["release.pub"]' in snippet and "except selfupdate.AlreadyUpToDate:" in snippet
+    proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.splitlines() == ["update refused, still the old version: "
+                                        f"{sys.executable}: this program is not frozen by PyInstaller: "
+                                        "nothing to update itself"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_docs_core_is_the_example_apps_code():
+    """docs/selfupdate.md's core of the example uses the same calls and except clauses, in the same
+    order, as fixtures/apps/selfapp/prog.py, which the tests run."""
+    core = documented_snippet("docs/selfupdate.md", "## The example")
+    prog = (SELFAPP_APP / "prog.py").read_text()
+    calls = ["selfupdate.cleanup_previous_update()", "selfupdate.apply_update(patch, trusted_keys=",
+             "except selfupdate.AlreadyUpToDate:", "except selfupdate.SelfUpdateError as exc:", "if exc.installed:"]
+    assert [core.index(c) for c in calls] == sorted(core.index(c) for c in calls)
+    assert [prog.index(c) for c in calls] == sorted(prog.index(c) for c in calls)
+
+
 # --- the library side, without a frozen program ---------------------------------------------
+
+def small_pair(tmp_path):
+    """Two small files that make a one-file patch (the fuzzers' base pair): (old, new, patch)."""
+    from fuzz import base
+    from pyzpatch import make_patch
+
+    (tmp_path / "pair").mkdir()
+    old, new = tmp_path / "pair" / "old", tmp_path / "pair" / "new"
+    old.write_bytes(base.OLD)
+    new.write_bytes(base.NEW)
+    patch = tmp_path / "pair" / "fix.patch"
+    patch.write_bytes(make_patch(old, new).data)
+    return old, new, patch
+
+
+def test_relative_patch_and_key_paths_are_taken_from_the_installation(tmp_path):
+    """A program in site/ checks updates/fix.patch with trusted key release.pub, from another
+    working directory that holds files of the same names (which are not used)."""
+    old, new, _ = small_pair(tmp_path)
+    private, public = keygen(tmp_path)
+    site = tmp_path / "site"
+    (site / "updates").mkdir(parents=True)
+    shutil.copy2(old, site / "prog")
+    shutil.copy(public, site / "release.pub")
+    assert run_cli("make", old, new, "-o", site / "updates" / "fix.patch", "--sign", private).returncode == 0
+    decoy = tmp_path / "cwd"
+    (decoy / "updates").mkdir(parents=True)
+    (decoy / "updates" / "fix.patch").write_bytes(b"not a patch")
+    (decoy / "release.pub").write_bytes(b"not a key")
+    code = f"""
+import os
+from pyzpatch import selfupdate
+inst = selfupdate.find_installation({str(site / 'prog')!r}, '/tmp/_MEIrel')
+assert inst.home == {str(site)!r} and inst.path("updates/fix.patch") == {str(site / 'updates' / 'fix.patch')!r}
+selfupdate.check_update("updates/fix.patch", trusted_keys=["release.pub"], installation=inst)
+selfupdate.apply_update("updates/fix.patch", trusted_keys=["release.pub"], restart=False, installation=inst)
+try:
+    selfupdate.apply_update("updates/fix.patch", trusted_keys=["release.pub"], restart=False, installation=inst)
+except selfupdate.AlreadyUpToDate as exc:
+    print("already:", exc)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=decoy,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("already: ") and "Traceback" not in proc.stderr
+    assert sha256_file(site / "prog") == sha256_file(new)
+
+
+def test_every_refusal_is_a_selfupdate_error(tmp_path):
+    """Keys missing, unreadable, malformed or of the wrong type, a missing patch, a folder given
+    as the patch: each a SelfUpdateError naming what is wrong, nothing changed."""
+    old, _, patch = small_pair(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy2(old, site / "prog")
+    (site / "garbage.pub").write_bytes(b"-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n")
+    (site / "folder.pub").mkdir()
+    inst = selfupdate.Installation("onefile", str(site / "prog"), str(site / "prog"))
+    before = sha256_file(site / "prog")
+    cases = [
+        (dict(trusted_keys=["missing.pub"]), f"{site / 'missing.pub'}: cannot use this trusted key: No such file"),
+        (dict(trusted_keys=["folder.pub"]), f"{site / 'folder.pub'}: cannot use this trusted key: "),
+        (dict(trusted_keys=["garbage.pub"]), f"{site / 'garbage.pub'}: cannot use this trusted key: not an Ed25519"),
+        (dict(trusted_keys=[b"junk"]), "trusted key 1 (PEM bytes): cannot use this trusted key"),
+        (dict(trusted_keys=[42]), "trusted key 1 (int): cannot use this trusted key"),
+        (dict(trusted_keys="release.pub"), "trusted_keys must be a list"),
+        (dict(trusted_keys=[]), "trusted_keys is empty"),
+    ]
+    for kwargs, message in cases:
+        for call in (selfupdate.check_update, functools.partial(selfupdate.apply_update, restart=False)):
+            with pytest.raises(selfupdate.SelfUpdateError) as info:
+                call(patch, installation=inst, **kwargs)
+            assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+            assert not info.value.installed
+    for bad_patch, name in (("updates/none.patch", str(site / "updates" / "none.patch")), (tmp_path, str(tmp_path))):
+        with pytest.raises(selfupdate.SelfUpdateError) as info:
+            selfupdate.apply_update(bad_patch, restart=False, installation=inst)
+        assert str(info.value).startswith(name + ": ") and not info.value.installed, str(info.value)
+    assert sha256_file(site / "prog") == before and sorted(os.listdir(site)) == ["folder.pub", "garbage.pub",
+                                                                                "prog"]
+
+
+def test_a_recursion_error_is_a_selfupdate_error_and_the_next_start_recovers(tmp_path):
+    """Issue 11, finding 6: a RecursionError (here from removing a 200-deep old folder after the
+    swap, under a low recursion limit) comes out as a SelfUpdateError that says the new version
+    is in place; the next start's clean-up removes what was left, and the update is then done."""
+    from pyzpatch import make_folder_patch
+
+    for version in ("a", "b"):
+        deep = tmp_path / version / "app" / os.path.join(*["d"] * 200)
+        deep.mkdir(parents=True)
+        (deep / "f").write_text(version * 100)
+        (tmp_path / version / "app" / "app").write_text("#!/bin/sh\n")
+    patch = tmp_path / "fix.patch"
+    patch.write_bytes(make_folder_patch(tmp_path / "a" / "app", tmp_path / "b" / "app").data)
+    site = tmp_path / "site"
+    shutil.copytree(tmp_path / "a", site, symlinks=True)
+    setup = f"""
+import sys
+from pyzpatch import selfupdate
+inst = selfupdate.Installation("onedir", {str(site / 'app' / 'app')!r}, {str(site / 'app')!r})
+"""
+    low = setup + f"""
+selfupdate.prepare()
+sys.setrecursionlimit(200)
+try:
+    selfupdate.apply_update({str(patch)!r}, restart=False, installation=inst)
+except selfupdate.SelfUpdateError as exc:
+    print("refused:", exc, "installed" if exc.installed else "not installed")
+"""
+    proc = subprocess.run([sys.executable, "-c", low], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "refused:" in proc.stdout and "RecursionError" in proc.stdout, proc.stdout
+    assert proc.stdout.rstrip().endswith(" installed")
+    assert state(site / "app") == state(tmp_path / "b" / "app")
+    after = setup + f"""
+print(selfupdate.cleanup_previous_update(inst))
+try:
+    selfupdate.apply_update({str(patch)!r}, restart=False, installation=inst)
+except selfupdate.AlreadyUpToDate:
+    print("already up to date")
+"""
+    proc = subprocess.run([sys.executable, "-c", after], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "already up to date", proc.stdout
+    assert os.listdir(site) == ["app"]
+
+
+def test_restart_executes_only_a_regular_file_inside_the_installation(tmp_path):
+    """Issue 11, finding 1: a new version whose program is a link is not started, even when the
+    link's target is a program in the folder: SelfUpdateError, installed=True, nothing executed."""
+    for version in (1, 2):
+        root = tmp_path / f"v{version}" / "app"
+        root.mkdir(parents=True)
+        (root / "real").write_text(f"#!/bin/sh\necho executed version {version}\n")
+        (root / "real").chmod(0o755)
+        if version == 1:
+            shutil.copy2(root / "real", root / "app")
+        else:
+            os.symlink("real", root / "app")
+    site = tmp_path / "site" / "app"
+    shutil.copytree(tmp_path / "v1" / "app", site, symlinks=True)
+    patch = tmp_path / "fix.patch"
+    assert run_cli("make", tmp_path / "v1" / "app", tmp_path / "v2" / "app", "-o", patch).returncode == 0
+    code = f"""
+from pyzpatch import selfupdate
+inst = selfupdate.Installation("onedir", {str(site / 'app')!r}, {str(site)!r})
+try:
+    selfupdate.apply_update({str(patch)!r}, argv=["app"], installation=inst)
+except selfupdate.SelfUpdateError as exc:
+    print("refused:", exc, "installed" if exc.installed else "not installed")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert "executed" not in proc.stdout
+    assert proc.stdout.startswith(f"refused: {site / 'app'}: the new version's program is a link"), proc.stdout
+    assert proc.stdout.rstrip().endswith(" installed")
+    assert os.path.islink(site / "app")
+
 
 def test_find_installation(tmp_path):
     exe = tmp_path / "dist" / "prog" / "prog"
