@@ -330,6 +330,30 @@ def selfapp():
     return BuildSpec(SELFAPP_APP, "selfapp"), BuildSpec(variant(SELFAPP_APP, SELFAPP_V2_EDIT), "selfapp")
 
 
-def selfapp_with_cryptography() -> BuildSpec:
-    """The same app without its --exclude-module cryptography (pyinstaller-args.txt)."""
-    return BuildSpec(variant(SELFAPP_APP, {"pyinstaller-args.txt": None}), "selfapp")
+# What `import pyzpatch.selfupdate` adds to a program: the hello app, and the same app importing
+# it (the edit tests/conftest.py's HELLO_SELFUPDATE makes; this tree's pyzpatch is bundled and
+# PyInstaller finds pyzpatch's hook through its pyinstaller40 entry point).
+HELLO_SELFUPDATE_EDIT = {
+    "include-packages.txt": "pyzpatch\n",
+    "prog.py": ("import mod1\n", "import mod1\nfrom pyzpatch import selfupdate\n\nselfupdate.prepare()\n"),
+}
+# Empty hooks of the same names in a user hook folder take precedence over pyzpatch's (PyInstaller
+# uses one hook per module, the user's first): a build as it was before pyzpatch shipped them.
+NO_HOOKS = BENCH_CACHE / "no-pyzpatch-hooks"
+
+
+def hello_pair():
+    """(the hello app, the hello app importing pyzpatch.selfupdate)."""
+    return BuildSpec(HELLO_APP, "hello"), BuildSpec(variant(HELLO_APP, HELLO_SELFUPDATE_EDIT), "hello")
+
+
+def hello_selfupdate(*hidden_imports: str, hooks: bool = True) -> BuildSpec:
+    """The hello app importing pyzpatch.selfupdate, with ``--hidden-import`` of each of
+    ``hidden_imports``, and without pyzpatch's hooks unless ``hooks``."""
+    args = [arg for name in hidden_imports for arg in ("--hidden-import", name)]
+    if not hooks:
+        NO_HOOKS.mkdir(parents=True, exist_ok=True)
+        for name in ("hook-pyzpatch.py", "hook-pyzpatch.cli.py", "hook-bsdiff4.py"):
+            (NO_HOOKS / name).write_text("# empty: stands in for pyzpatch's hook of this name\n")
+        args += ["--additional-hooks-dir", str(NO_HOOKS)]
+    return BuildSpec(variant(HELLO_APP, HELLO_SELFUPDATE_EDIT), "hello", extra_args=tuple(args))
