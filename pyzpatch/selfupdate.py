@@ -128,7 +128,18 @@ class Installation:
 
 def find_installation(executable: Optional[str] = None, bundle_dir: Optional[str] = None) -> Installation:
     """The running program's installation (or the one given by ``executable`` and the folder its
-    bootloader unpacks to or runs from, ``bundle_dir``, as ``sys._MEIPASS`` would be)."""
+    bootloader unpacks to or runs from, ``bundle_dir``, as ``sys._MEIPASS`` would be). Raises
+    SelfUpdateError when there is none that self-update supports."""
+    try:
+        return _find_installation(executable, bundle_dir)
+    except SelfUpdateError:
+        raise
+    except Exception as exc:
+        raise SelfUpdateError(f"cannot tell where this program is installed: {_describe(exc)}",
+                              source=executable or sys.executable) from None
+
+
+def _find_installation(executable: Optional[str], bundle_dir: Optional[str]) -> Installation:
     if executable is None:
         if not getattr(sys, "frozen", False) or not hasattr(sys, "_MEIPASS"):
             raise SelfUpdateError("this program is not frozen by PyInstaller: nothing to update itself",
