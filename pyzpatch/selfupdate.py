@@ -58,6 +58,7 @@ from .errors import AlreadyAppliedError, PyzpatchError
 from .fs import siblings
 from .fs.durable import remove_quietly
 from .fs.identity import identity
+from .fs.lock import FolderLock
 from .inspect.bundle import sideload_pkg_path
 from .install import moveaside
 
@@ -74,12 +75,13 @@ _NEEDED_MODULES = (
     "pyzpatch.delta.engine", "pyzpatch.delta.reader", "pyzpatch.delta.applier", "pyzpatch.delta.plan",
     "pyzpatch.delta.codes", "pyzpatch.delta.changes", "pyzpatch.delta.encoder", "pyzpatch.delta.explainer",
     "pyzpatch.delta.wire", "pyzpatch.delta.permutations", "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
+    "pyzpatch.delta.bsdiff", "pyzpatch.formats.tar",
     "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
     "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
     "pyzpatch.formats.layout", "pyzpatch.formats.node", "pyzpatch.formats.compression",
     "pyzpatch.install.moveaside", "pyzpatch.fs.atomic", "pyzpatch.fs.durable", "pyzpatch.fs.faults",
     "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.identity", "pyzpatch.fs.safepath",
-    "pyzpatch.fs.siblings", "pyzpatch.fs.walk",
+    "pyzpatch.fs.siblings", "pyzpatch.fs.walk", "pyzpatch.fs.lock", "pyzpatch.fs.owner",
     "bsdiff4", "lzma", "zlib", "hashlib", "shutil", "stat", "tempfile", "threading",
     "queue", "subprocess", "time", "errno", "signal",
 )
@@ -324,36 +326,14 @@ def apply_update(patch, trusted_keys=None, *, restart: bool = True, argv: Option
 _pending_cwd: dict = {}
 
 
-class _UpdateLock:
-    """An exclusive lock on the folder holding the target (POSIX ``flock`` on the folder
-    itself, so no lock file is left behind), so that two instances of a program never update
-    or clean up at once. Released on exit and, since Python opens descriptors close-on-exec,
-    by the restart. Where folders cannot be locked (Windows), it is a no-op."""
-
-    def __init__(self, target: str):
-        self.folder = os.path.dirname(os.path.abspath(target))
-        self.fd: Optional[int] = None
-
-    def acquire(self) -> bool:
-        try:  # not in prepare()'s list: Windows has no fcntl (acquire runs before the guard)
-            import fcntl
-        except ImportError:
-            return True
-        try:
-            self.fd = os.open(self.folder, os.O_RDONLY)
-        except OSError:
-            return True  # cannot open the folder: nothing to lock with; the swap itself is safe
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.release()
-            return False
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+def _UpdateLock(target: str) -> FolderLock:
+    """The exclusive lock on the folder holding the target (fs/lock.py: POSIX ``flock`` on the
+    folder itself, no lock file left behind, re-entrant within this process so that the apply it
+    calls can take it again), so that two instances of a program never update or clean up at
+    once. Not waited for (``acquire()`` says whether it was free). Released on exit and, since
+    Python opens descriptors close-on-exec, by the restart. Where folders cannot be locked
+    (Windows), it is a no-op."""
+    return FolderLock(target, wait=0.0)
 
 
 def restart(argv: Optional[Sequence[str]] = None, *, strategy: Optional[str] = None,

@@ -36,9 +36,10 @@ from .wire import resolve_value
 
 
 class Applier:
-    def __init__(self, size_limit: int):
+    def __init__(self, size_limit: int, budget: Optional[int] = None):
         self.size_limit = size_limit
-        self.budget = size_limit  # bytes applying may still allocate
+        # Bytes applying may still allocate: what the body and the plan left of the budget.
+        self.budget = size_limit if budget is None else budget
         # Decompressed bytes this machine re-compressed: the only part of the result whose
         # size can differ from the build's (another zlib); bounds how far the size may stray.
         self.recompressed = 0

@@ -8,7 +8,9 @@ device re-compressed a changed module differently): such a result is still the s
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
 
+from ..errors import FormatError
 from ..formats import registry
 from ..formats.node import child_content
 
@@ -16,13 +18,32 @@ _MAX_DEPTH = 6
 DIGEST_SIZE = 8  # bytes of the SHA-256 a patch header keeps
 
 
-def content_digest(buf) -> bytes:
+class _OverBudget(Exception):
+    pass
+
+
+def content_digest(buf, budget: Optional[int] = None) -> Optional[bytes]:
+    """The digest of ``buf``'s content; None if a part cannot be inflated, or if reading it
+    would inflate or hash more than ``budget`` bytes in all. ``apply`` computes it on bytes a patch wrote, so a zip nested six
+    deep whose members declare gigabytes must cost no more than the file's own size allows."""
     h = hashlib.sha256()
-    _walk(buf, h, 0)
+    left = [budget if budget is not None else -1]
+    try:
+        _walk(buf, h, 0, left)
+    except _OverBudget:
+        return None
     return h.digest()[:DIGEST_SIZE]
 
 
-def _walk(buf, h, depth: int) -> None:
+def _spend(left: list, size: int) -> None:
+    if left[0] >= 0:
+        left[0] -= size
+        if left[0] < 0:
+            raise _OverBudget()
+
+
+def _walk(buf, h, depth: int, left: list) -> None:
+    _spend(left, len(buf))  # parsing and hashing it reads it once
     found = registry.open_any_node(buf) if depth < _MAX_DEPTH else registry.Recognition()
     kind, node = found.kind, found.value
     if node is None:
@@ -33,4 +54,16 @@ def _walk(buf, h, depth: int) -> None:
     for child in node.children:
         key = child.key.encode("utf-8", "surrogateescape")
         h.update(b"%d:" % len(key) + key)
-        _walk(child_content(child, child.key), h, depth + 1)
+        if child.compression is not None:
+            # Charged before inflating: a declared size up front, else at most what is left.
+            if child.content_size is not None:
+                _spend(left, child.content_size)
+            try:
+                content = child_content(child, child.key, max_size=None if left[0] < 0 else left[0])
+            except FormatError:  # corrupt or over the budget: no digest to compare with
+                raise _OverBudget() from None
+            if child.content_size is None:
+                _spend(left, len(content))
+        else:
+            content = child.data
+        _walk(content, h, depth + 1, left)

@@ -6,8 +6,9 @@ file); the plan is then applied to the old file (applier.py) or explained (expla
 ``apply`` and ``show`` read a body the same way and refuse the same malformed ones.
 
 ``body`` is anything with the three streams as ``ops``, ``diff`` and ``lit`` (a
-``patchfile.codec.Body``); ``limit`` is the most one piece may take, and also the budget for
-everything applying allocates (``patchfile.codec.piece_limit``).
+``patchfile.codec.Body``); ``limit`` is the most one piece may take, and also the one memory
+budget for everything applying allocates (``patchfile.codec.piece_limit``): the decompressed
+body itself is charged first, then the plan's entries, then what the applier builds.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .applier import Applier
 from .changes import STRUCT, Change
 from .encoder import Encoder, Streams
 from .explainer import explain_bytes, explain_node
-from .reader import read_bytes_plan, read_node_plan
+from .reader import PlanReader, read_bytes_plan, read_node_plan
 
 __all__ = ["Encoder", "Streams", "Change", "Decoded", "Explanation", "decode_file", "decode_folder", "explain"]
 
@@ -46,10 +47,17 @@ class Explanation:
         return self.root == STRUCT
 
 
+def body_size(body) -> int:
+    """The bytes a decompressed body holds, charged to the budget before anything else."""
+    return len(body.ops) + len(body.diff) + len(body.lit)
+
+
 def decode_file(body, old, limit: int) -> Decoded:
     """The new file that ``body`` makes of the old file's bytes ``old``."""
-    plan = read_bytes_plan(body.ops, body.diff, body.lit, limit)
-    applier = Applier(limit)
+    reader = PlanReader(body.ops, body.diff, body.lit, limit, limit - body_size(body))
+    plan = reader.bytes_plan()
+    reader.finish()
+    applier = Applier(limit, reader.budget_left)
     result = applier.bytes(plan, old, "")
     return Decoded(result, applier.recompressed)
 
@@ -57,14 +65,18 @@ def decode_file(body, old, limit: int) -> Decoded:
 def decode_folder(body, old: Node, limit: int) -> Node:
     """The new node that ``body`` (whose root is a node delta, as a folder patch's is) makes of
     the old node ``old``."""
-    plan = read_node_plan(body.ops, body.diff, body.lit, limit, old.kind)
-    return Applier(limit).node(plan, old, "")
+    reader = PlanReader(body.ops, body.diff, body.lit, limit, limit - body_size(body))
+    plan = reader.node_plan(old.kind)
+    reader.finish()
+    return Applier(limit, reader.budget_left).node(plan, old, "")
 
 
 def explain(body, limit: int, node_kind: Optional[str] = None) -> Explanation:
     """What ``body`` does, for ``show``. ``node_kind``: the kind of node its root changes (a
     folder patch's ``folder``), or None for a file patch."""
+    budget = limit - body_size(body)
     if node_kind is not None:
-        return Explanation(STRUCT, explain_node(read_node_plan(body.ops, body.diff, body.lit, limit, node_kind)))
-    plan = read_bytes_plan(body.ops, body.diff, body.lit, limit)
+        return Explanation(STRUCT, explain_node(read_node_plan(body.ops, body.diff, body.lit, limit, node_kind,
+                                                               budget)))
+    plan = read_bytes_plan(body.ops, body.diff, body.lit, limit, budget)
     return Explanation(plan.name, explain_bytes(plan))

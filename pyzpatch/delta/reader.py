@@ -13,6 +13,7 @@ controls) stay regions of the stream that the applier decodes against the old fi
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 from ..formats import registry
 from . import codes
@@ -49,49 +50,57 @@ from .recompress import Params
 from .wire import Reader
 
 
-def read_bytes_plan(ops, diff, lit, size_limit: int) -> BytesPlan:
+def read_bytes_plan(ops, diff, lit, size_limit: int, budget: Optional[int] = None) -> BytesPlan:
     """The plan of a file patch: one operation on the old file's bytes."""
-    reader = PlanReader(ops, diff, lit, size_limit)
+    reader = PlanReader(ops, diff, lit, size_limit, budget)
     plan = reader.bytes_plan()
     reader.finish()
     return plan
 
 
-def read_node_plan(ops, diff, lit, size_limit: int, kind: str) -> NodePlan:
+def read_node_plan(ops, diff, lit, size_limit: int, kind: str, budget: Optional[int] = None) -> NodePlan:
     """The plan of a patch whose root is a container's node delta (a folder patch)."""
-    reader = PlanReader(ops, diff, lit, size_limit)
+    reader = PlanReader(ops, diff, lit, size_limit, budget)
     plan = reader.node_plan(kind)
     reader.finish()
     return plan
 
 
-# Memory charged for one added or changed child of a plan (measured: about 300 bytes).
-PLAN_ENTRY_COST = 512
+# Memory charged for one added or changed child: its plan entry, the child the applier makes
+# of it, and what a folder apply keeps per entry (measured with tests/test_hostile.py's
+# many-entries patch: about 1.4 KiB an entry, from reading the plan to the staged folder's hash).
+PLAN_ENTRY_COST = 2048
 
 
 class PlanReader:
     """Reads plans from the ``ops``, ``diff`` and ``lit`` streams. ``size_limit`` bounds every
     length that becomes one piece of the result."""
 
-    def __init__(self, ops, diff, lit, size_limit: int):
+    def __init__(self, ops, diff, lit, size_limit: int, budget: Optional[int] = None):
         self.ops = Reader(ops, STRUCTURE)
         self.diff = Reader(diff, DIFFERENCES)
         self.lit = Reader(lit, LITERALS)
         self.size_limit = size_limit
         self.depth = 0  # containers opened around the current position
-        # What the plan's entries may take in memory before the old file is consulted: a quarter
-        # of the budget, charged at a fixed cost per added or changed child (a few hundred bytes
-        # each measured; a crafted stream spends at least four bytes on one).
-        self.entry_budget = size_limit // 4
+        # The memory budget (default: ``size_limit``), which the plan's entries are charged to
+        # at a fixed cost per added or changed child (a crafted stream spends at least four bytes
+        # on one); what is left of it is the applier's (``budget_left``).
+        self.budget = size_limit if budget is None else budget
+        self.entry_budget = self.budget
 
     def finish(self) -> None:
         for reader in (self.ops, self.diff, self.lit):
             reader.expect_end()
 
+    @property
+    def budget_left(self) -> int:
+        return self.entry_budget
+
     def _charge_entry(self) -> None:
         self.entry_budget -= PLAN_ENTRY_COST
         if self.entry_budget < 0:
-            raise self.ops.fail(f"names more children than a plan within {self.size_limit // 4} bytes can hold")
+            raise self.ops.fail(f"names more children than {self.budget} bytes of memory can hold "
+                                f"({PLAN_ENTRY_COST} bytes each)")
 
     def _position(self) -> int:
         return self.ops.pos + self.diff.pos + self.lit.pos

@@ -11,13 +11,20 @@ from ..errors import FormatError
 MAX_UNDECLARED_SIZE = 256 * 1024 * 1024
 
 
-def inflate(data, field: str, expected_size: Optional[int] = None, raw: bool = False) -> bytes:
+def inflate(data, field: str, expected_size: Optional[int] = None, raw: bool = False,
+            max_size: Optional[int] = None) -> bytes:
     """Decompress one zlib stream (``raw``: a bare deflate stream, as in zip members). With
     ``expected_size`` the result must be exactly that long; without it, at most
-    ``MAX_UNDECLARED_SIZE``. Trailing bytes after the stream are an error."""
+    ``MAX_UNDECLARED_SIZE``. ``max_size`` (what the caller's budget has left) lowers either
+    bound. Trailing bytes after the stream are an error."""
     if expected_size is not None and expected_size < 0:
         raise FormatError(field, f"declares a negative size {expected_size}")
+    if max_size is not None and expected_size is not None and expected_size > max_size:
+        raise FormatError(field, f"declares {expected_size} bytes decompressed, more than the {max_size} "
+                                 "bytes its reader has left")
     limit = MAX_UNDECLARED_SIZE if expected_size is None else expected_size
+    if max_size is not None:
+        limit = min(limit, max_size)
     inflater = zlib.decompressobj(-15 if raw else 15)
     try:
         out = inflater.decompress(data, limit + 1)

@@ -71,11 +71,12 @@ class Child:
     level_hint: Optional[int] = None  # compression level the format's writer uses, tried first
 
 
-def child_content(child: "Child", field: str) -> bytes:
-    """A child's bytes once decompressed (its stored bytes if it is not compressed)."""
+def child_content(child: "Child", field: str, max_size: Optional[int] = None) -> bytes:
+    """A child's bytes once decompressed (its stored bytes if it is not compressed); with
+    ``max_size``, FormatError rather than inflate more than that."""
     if child.compression is None:
         return child.data
-    return inflate(child.data, field, child.content_size, raw=child.compression == DEFLATE)
+    return inflate(child.data, field, child.content_size, raw=child.compression == DEFLATE, max_size=max_size)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 
 
 def fsync_path(path: str, strict: bool = False) -> None:
@@ -26,11 +27,39 @@ def fsync_path(path: str, strict: bool = False) -> None:
 
 
 def remove_tree(path: str) -> None:
-    """Remove a file, link or folder tree if it exists; failures raise ``OSError``."""
+    """Remove a file, link or folder tree if it exists; failures raise ``OSError``. Folders of
+    ours that forbid it (a build's read-only ``0555`` folder, a patch's mode-000 one) are made
+    writable first: they are ours to remove, and left behind they would block the next apply."""
     if os.path.islink(path) or os.path.isfile(path):
         os.unlink(path)
     elif os.path.isdir(path):
-        shutil.rmtree(path)
+        try:
+            shutil.rmtree(path)
+        except PermissionError:
+            _open_up(path)
+            shutil.rmtree(path)
+
+
+def _open_up(root: str) -> None:
+    """Give the owner rwx on every folder below ``root`` (links not followed) that this
+    process may change; others are left as they are."""
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            st = os.lstat(folder)
+            if stat.S_IMODE(st.st_mode) & 0o700 != 0o700:
+                os.chmod(folder, stat.S_IMODE(st.st_mode) | 0o700)
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            full = os.path.join(folder, name)
+            try:
+                if stat.S_ISDIR(os.lstat(full).st_mode):
+                    pending.append(full)
+            except OSError:
+                pass
 
 
 def remove_quietly(path: str) -> bool:

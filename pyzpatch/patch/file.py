@@ -25,10 +25,11 @@ from ..fs.atomic import remove_stale_temporaries, write_file_atomically
 from ..fs.durable import fsync_path, remove_quietly
 from ..fs.faults import checkpoint
 from ..fs.filebytes import FileBytes
-from ..fs.hashing import BackgroundHash
 from ..fs.identity import identity, of_stat
+from ..fs.lock import FolderLock
+from ..fs.owner import give_like
 from ..patchfile import codec as patchfile
-from ..patchfile.codec import Body, Header, piece_limit
+from ..patchfile.codec import Body, Header, memory_budget, piece_limit
 from ..patchfile.reader import read_patch_file
 from .foldernode import NODE_KIND as FOLDER_KIND
 from .made import MadePatch, signed
@@ -83,7 +84,8 @@ def _make_patch(old_path, new_path) -> MadePatch:
         elif not structural and note is None:
             note = _why_whole_file(new.data, why_not)
         if structural:
-            header.content_digest = content_digest(new.data)
+            # None (no digest) where the content is beyond what apply's budget lets it read.
+            header.content_digest = content_digest(new.data, budget=memory_budget(len(new)))
         data = patchfile.encode(header, body)
         if structural and len(data) > max(_FALLBACK_CHECK_BYTES, len(new) // 50):
             whole_body, _, _ = _encode(old.data, new.data, whole_file=True)
@@ -108,7 +110,7 @@ def _why_whole_file(new, why_not: Optional[str]) -> str:
 
 def _verify_in_memory(data: bytes, old, new_name: str) -> None:
     header, body = patchfile.decode(data)
-    piece, _ = _decode(header, body, old)
+    piece, _, _ = _decode(header, body, old)
     h = hashlib.sha256()
     size = 0
     for chunk in flatten([piece]):
@@ -126,7 +128,11 @@ def _decode(header: Header, body: Body, old):
     # Re-compressed parts may come out longer from another zlib (then the content digest must
     # match); a patch that re-compresses nothing cannot make apply write a byte more than it says.
     slack = decoded.recompressed // 16 + 1024 if decoded.recompressed else 0
-    return decoded.result, header.new_size + slack
+    return decoded.result, header.new_size + slack, decoded.recompressed
+
+
+# How long an apply waits for another update in the same folder to finish.
+LOCK_WAIT = 60.0
 
 
 def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=None) -> ApplyResult:
@@ -139,9 +145,16 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
     patch = read_patch_file(patch, trusted_keys)
     if patch.folder:
         raise PyzpatchError("is a patch for a folder, not for a single file", source=patch.path)
-    header = patch.header
-    body = patch.body(base_size=_stat(real_target).st_size)
     out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
+    if dry_run:
+        return _apply(patch, target, real_target, out_path, dry_run=True)
+    # One apply at a time beside the output: each removes what dead applies left there.
+    with FolderLock(out_path, wait=LOCK_WAIT):
+        return _apply(patch, target, real_target, out_path, dry_run=False)
+
+
+def _apply(patch, target: str, real_target: str, out_path: str, dry_run: bool) -> ApplyResult:
+    header = patch.header
     if not dry_run:
         remove_stale_temporaries(out_path)
     verified = _stat(real_target)  # before reading: any later replacement is noticed
@@ -149,16 +162,9 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
         if len(old) not in (header.old_size, header.new_size):
             raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
                                 f"{len(old)}: not the file the patch was made from", source=target)
-        # The target's hash is checked before anything is written; decoding (which only reads
-        # the target) runs meanwhile.
-        old_hash = BackgroundHash(old.data)
-        piece = limit = decode_error = None
-        if len(old) == header.old_size:
-            try:
-                piece, limit = _decode(header, body, old.data)
-            except FormatError as exc:
-                decode_error = exc
-        digest = old_hash.digest()
+        # The target's hash comes first: until it matches, nothing the patch declares (its body's
+        # size, what decoding it allocates) is worth any work.
+        digest = hashlib.sha256(old.data).digest()
         if len(old) == header.new_size and digest == header.new_sha256:
             raise AlreadyAppliedError("is already the file this patch produces; nothing to do", source=target)
         if len(old) != header.old_size:
@@ -167,13 +173,15 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
         if digest != header.old_sha256:
             raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
                                 "modified version)", source=target)
-        if decode_error is not None:
-            raise decode_error.with_source(patch.path)
-        chunks = flatten([piece])
+        body = patch.body(base_size=len(old))
+        try:
+            piece, limit, recompressed = _decode(header, body, old.data)
+        except FormatError as exc:
+            raise exc.with_source(patch.path)
         if dry_run:
             h = hashlib.sha256()
             size = 0
-            for chunk in chunks:
+            for chunk in flatten([piece]):
                 size += len(chunk)
                 if size > limit:
                     raise PyzpatchError("the patch produces more bytes than it declares", source=patch.path)
@@ -182,19 +190,22 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
                 return ApplyResult(target, None, size, h.digest(), True, False)
             # Only when this machine's zlib compressed differently: rebuild it in memory to compare
             # contents (the pieces can be read again).
-            if header.content_digest is not None and \
-                    content_digest(b"".join(bytes(c) for c in flatten([piece]))) == header.content_digest:
+            if recompressed and _content_matches(b"".join(bytes(c) for c in flatten([piece])), header):
                 return ApplyResult(target, None, size, h.digest(), False, False)
             raise PyzpatchError("applying it gives a different file than the one it was made from",
                                 source=patch.path)
 
-        mode = stat.S_IMODE(verified.st_mode)
-        tmp, size, digest = write_file_atomically(out_path, chunks, mode, limit=limit)
+        tmp, size, digest = write_file_atomically(out_path, flatten([piece]), None, limit=limit)
     byte_identical = size == header.new_size and digest == header.new_sha256
-    if not byte_identical and not _content_identical(tmp, header):
+    if not byte_identical and not (recompressed and _content_identical(tmp, header)):
         remove_quietly(tmp)
         raise PyzpatchError("applying it gives a different file than the one it was made from "
                             "(not even its content matches)", source=patch.path)
+    try:
+        give_like(tmp, verified.st_uid, verified.st_gid, stat.S_IMODE(verified.st_mode))
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise PyzpatchError(f"cannot set the new file's mode: {exc.strerror or exc}", source=tmp) from None
     if out_path == real_target and identity(real_target) != of_stat(verified):
         remove_quietly(tmp)
         raise PyzpatchError("was replaced or changed while the patch was being applied; left as it is now",
@@ -210,13 +221,18 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
     return ApplyResult(target, out_path, size, digest, byte_identical, True)
 
 
-def describe_patch(patch) -> dict:
+# The most memory ``show`` spends on a patch unless told otherwise: it has no base to tie a
+# patch's declared sizes to, so this is its bound (the body it holds, and the plan of it).
+SHOW_MEMORY = 256 * 1024 * 1024
+
+
+def describe_patch(patch, max_memory: int = SHOW_MEMORY) -> dict:
     """What a patch file (a path or a ``PatchFile``) says and does, without the file it applies
-    to (``show``)."""
+    to (``show``), within ``max_memory`` bytes of body and plan."""
     patch = read_patch_file(patch)
-    header, body = patch.header, patch.body()
+    header, body = patch.header, patch.body(max_size=max_memory)
     try:
-        explained = explain(body, piece_limit(header), node_kind=FOLDER_KIND if patch.folder else None)
+        explained = explain(body, min(piece_limit(header), max_memory), node_kind=FOLDER_KIND if patch.folder else None)
     except FormatError as exc:
         raise exc.with_source(patch.path)
     signature = patch.signature
@@ -255,10 +271,17 @@ def _stat(path: str) -> os.stat_result:
 
 
 def _content_identical(path: str, header: Header) -> bool:
-    if header.content_digest is None:
-        return False
     try:
         with FileBytes(path) as fb:
-            return content_digest(fb.data) == header.content_digest
+            return _content_matches(fb.data, header)
     except PyzpatchError:
         return False
+
+
+def _content_matches(data, header: Header) -> bool:
+    """Does ``data``, which is not the exact new file, at least hold the same content? Only
+    asked where this machine re-compressed parts; the digest's work is bounded by the declared
+    new size (see delta/digest.py), since ``data`` is what the patch wrote."""
+    if header.content_digest is None:
+        return False
+    return content_digest(data, budget=memory_budget(header.new_size)) == header.content_digest

@@ -44,6 +44,7 @@ class Entry:
     kind: str  # FILE, LINK or DIR
     mode: int  # permission bits
     target: str = ""  # link target
+    owner: tuple = (-1, -1)  # (uid, gid) where it was scanned; not part of the folder's hash
 
 
 def scan(root: str) -> List[Entry]:
@@ -54,12 +55,13 @@ def scan(root: str) -> List[Entry]:
     for found in walk(root):
         st = found.st
         mode = stat.S_IMODE(st.st_mode)
+        owner = (st.st_uid, st.st_gid)
         if stat.S_ISLNK(st.st_mode):
-            entries.append(Entry(found.path, LINK, 0, os.readlink(found.full)))
+            entries.append(Entry(found.path, LINK, 0, os.readlink(found.full), owner))
         elif stat.S_ISDIR(st.st_mode):
-            entries.append(Entry(found.path, DIR, mode))
+            entries.append(Entry(found.path, DIR, mode, "", owner))
         elif stat.S_ISREG(st.st_mode):
-            entries.append(Entry(found.path, FILE, mode))
+            entries.append(Entry(found.path, FILE, mode, "", owner))
         else:
             raise PyzpatchError("is neither a file, a folder nor a symbolic link", source=found.full)
     entries.sort(key=lambda e: e.path)

@@ -44,8 +44,6 @@ MIN_BUDGET = 256 * 1024 * 1024
 # A patch may make a file (or folder) at most this many times its base's size, plus MIN_BUDGET;
 # this ties everything above to the size of a real file before the body is even decompressed.
 MAX_GROWTH = 16
-# Room in the body for the structure stream beyond the budget's worth of data.
-_BODY_SLACK = 64 * 1024 * 1024
 
 
 def memory_budget(new_size: int) -> int:
@@ -99,11 +97,12 @@ def join_body(body: Body) -> bytes:
 
 
 def split_body(payload) -> Body:
-    """The inverse of ``join_body``; FormatError if the sizes do not fit."""
-    r = Reader(payload, "patch body")
-    ops = bytes(r.raw(r.uint(r.remaining)))
-    diff = bytes(r.raw(r.uint(r.remaining)))
-    return Body(ops, diff, bytes(r.raw(r.remaining)))
+    """The inverse of ``join_body``; FormatError if the sizes do not fit. The streams are views
+    of ``payload``, not copies: the body is charged to the memory budget once."""
+    r = Reader(memoryview(payload), "patch body")
+    ops = r.raw(r.uint(r.remaining))
+    diff = r.raw(r.uint(r.remaining))
+    return Body(ops, diff, r.raw(r.remaining))
 
 
 def encode(header: Header, body: Body) -> bytes:
@@ -199,13 +198,32 @@ def check_declared_sizes(header: Header, framing: Framing, base_size: Optional[i
     if base_size is not None and header.new_size > max_new_size(base_size):
         raise FormatError("patch header", f"declares a result of {header.new_size} bytes, more than "
                                           f"{MAX_GROWTH} times its base's {base_size} bytes plus {MIN_BUDGET}")
-    if framing.body_size > memory_budget(header.new_size) + _BODY_SLACK:
+    # The decompressed body is the first thing charged to the memory budget.
+    if framing.body_size > memory_budget(header.new_size):
         raise FormatError("patch header", f"declares a body of {framing.body_size} bytes, more than a result of "
                                           f"{header.new_size} bytes can need")
 
 
+# Decompression goes into one buffer of the declared size, a bounded piece at a time: a single
+# ``decompress`` call collects its output in blocks and joins them, holding the body twice.
+_IN_PIECE = 64 * 1024
+_OUT_PIECE = 1024 * 1024
+
+
 def decode_body(blob, header: Header, framing: Framing) -> Body:
     """The body of a whole (unsigned) patch whose header ``read_header`` gave."""
+    data = memoryview(blob)[framing.start:-4]
+    size = framing.body_size
+    out = bytearray(size)
+    pos = 0
+
+    def put(chunk) -> None:
+        nonlocal pos
+        if pos + len(chunk) > size:
+            raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
+        out[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+
     if header.flags & DEFLATE_BODY:
         decomp = zlib.decompressobj(-15)
         errors = zlib.error
@@ -213,14 +231,25 @@ def decode_body(blob, header: Header, framing: Framing) -> Body:
         decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_filters(framing.dict_log))
         errors = lzma.LZMAError
     try:
-        payload = decomp.decompress(bytes(memoryview(blob)[framing.start:-4]), framing.body_size + 1)
+        for start in range(0, len(data), _IN_PIECE):
+            if decomp.eof:
+                raise FormatError("patch body", f"{len(data) - start} stray bytes after the body")
+            if header.flags & DEFLATE_BODY:
+                piece = data[start:start + _IN_PIECE]
+                while piece and not decomp.eof:
+                    put(decomp.decompress(piece, _OUT_PIECE))
+                    piece = decomp.unconsumed_tail
+            else:
+                put(decomp.decompress(data[start:start + _IN_PIECE], _OUT_PIECE))
+                while not decomp.needs_input and not decomp.eof:
+                    put(decomp.decompress(b"", _OUT_PIECE))
     except errors as exc:
         raise FormatError("patch body", f"corrupt compressed data ({exc})") from None
-    if len(payload) != framing.body_size or not decomp.eof:
+    if pos != size or not decomp.eof:
         raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
     if decomp.unused_data:
         raise FormatError("patch body", f"{len(decomp.unused_data)} stray bytes after the body")
-    return split_body(payload)
+    return split_body(out)
 
 
 def decode(blob, base_size: Optional[int] = None) -> Tuple[Header, Body]:

@@ -52,10 +52,14 @@ class PatchFile:
         raise PyzpatchError("was read without the trusted keys it must be signed by; read it with them",
                             source=self.path)
 
-    def body(self, base_size: Optional[int] = None) -> Body:
+    def body(self, base_size: Optional[int] = None, max_size: Optional[int] = None) -> Body:
         """The body's three streams, decompressed on first use. With ``base_size`` (the real
-        base's size), sizes no such base can justify are refused before decompression."""
+        base's size), sizes no such base can justify are refused before decompression; with
+        ``max_size``, so is a body larger than that (``show``, which has no base)."""
         try:
+            if max_size is not None and self._framing.body_size > max_size:
+                raise FormatError("patch header", f"declares a body of {self._framing.body_size} bytes, more "
+                                                  f"than the {max_size} this command reads (see --max-memory)")
             codec.check_declared_sizes(self.header, self._framing, base_size)
             if self._body is None:
                 self._body = codec.decode_body(self._payload, self.header, self._framing)
