@@ -6,10 +6,13 @@ encoder and patch-file codec, without make's checks, as an attacker's tool would
 """
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -295,3 +298,213 @@ except PyzpatchError as exc:
     assert "more children than" in out[0], out
     assert peak < 300, peak
     assert sorted(os.listdir(folder)) == ["app"] and leftovers(folder) == []
+
+
+# -- finding 3: the content-digest fallback ------------------------------------------------------
+
+
+def nested_zip_bomb(levels: int = 2, copies: int = 8) -> bytes:
+    """A zip holding ``copies`` stored copies of a zip ... down to a member that inflates from
+    a quarter megabyte to 256 MiB: gigabytes once every member is inflated."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("zeros", "w", force_zip64=True) as fp:
+            block = bytes(1 << 20)
+            for _ in range(256):
+                fp.write(block)
+    data = buf.getvalue()
+    for _ in range(levels - 1):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+            for i in range(copies):
+                zf.writestr(f"z{i}.zip", data)
+        data = buf.getvalue()
+    return data
+
+
+def test_the_content_digest_is_bounded_by_the_new_size(tmp_path):
+    bomb = tmp_path / "bomb"
+    bomb.write_bytes(nested_zip_bomb())
+    out, peak = peak_of(f"""
+from pyzpatch.delta.digest import content_digest
+from pyzpatch.patchfile.codec import memory_budget
+data = open({str(bomb)!r}, "rb").read()
+print(content_digest(data, budget=memory_budget(len(data))))
+""")
+    assert out == ["None"]  # over the budget: no digest, so no match
+    assert peak < 400, peak
+
+
+def test_a_wrong_hash_does_not_start_the_content_digest(tmp_path):
+    """The review's 807-byte patch: HAS_CONTENT_DIGEST and a wrong new_sha256 made apply walk
+    what the patch wrote, inflating every member. Nothing was re-compressed, so a result that is
+    not the declared file is refused at once."""
+    bomb = nested_zip_bomb()
+    target = tmp_path / "t"
+    target.write_bytes(b"old contents\n")
+    w = Writer()
+    w.uint(codes.LITERAL); w.uint(len(bomb))
+    header = Header(len(target.read_bytes()), patchfile.sha256_of(target.read_bytes()), len(bomb), bytes(32),
+                    content_digest=bytes(8))
+    patch = tmp_path / "p"
+    patch.write_bytes(patchfile.encode(header, Body(w.getvalue(), b"", bomb)))
+    for args in (["apply", target, patch], ["verify", target, patch]):
+        done = run_cli(*args, timeout=60)  # the review's variant ran past 120 s
+        assert done.returncode != 0 and "different file" in done.stderr, done.stderr
+    assert target.read_bytes() == b"old contents\n"
+    assert sorted(os.listdir(tmp_path)) == ["p", "t"]
+
+
+# -- findings 4 and 5: modes, owners, read-only folders ------------------------------------------
+
+
+def unprivileged(*args, timeout=120) -> subprocess.CompletedProcess:
+    """``python -m pyzpatch ARGS`` as a user without privileges. Tests run as root here, so this
+    is root with every capability dropped (setpriv): the permission bits then bind it as they
+    bind a file's ordinary owner, and it may not give files away (no CAP_CHOWN)."""
+    cmd = [sys.executable, "-m", "pyzpatch", *map(str, args)]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root and setpriv is missing: cannot drop privileges")
+        cmd = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def test_a_read_only_subfolder_does_not_block_updates(tmp_path):
+    """The review: a build with a 0555 subfolder, applied by its non-root owner, got its new
+    folder, then a traceback, and the old folder stayed as .NAME.pyzpatch-new for good."""
+    old, new = two_folders(tmp_path)
+    for d in (old, new):
+        (d / "data").mkdir()
+        (d / "data" / "x.txt").write_text("data\n")
+        os.chmod(d / "data", 0o555)
+    (new / "app").write_text("program v2\n")
+    newer = tmp_path / "newer"
+    shutil.copytree(new, newer, symlinks=True)
+    (newer / "app").write_text("program v3\n")
+    assert run_cli("make", old, new, "-o", tmp_path / "p1").returncode == 0
+    assert run_cli("make", new, newer, "-o", tmp_path / "p2").returncode == 0
+    first = unprivileged("apply", old, tmp_path / "p1")
+    assert first.returncode == 0, first.stderr
+    assert (old / "app").read_text() == "program v2\n" and leftovers(old) == []
+    second = unprivileged("apply", old, tmp_path / "p2")
+    assert second.returncode == 0, second.stderr
+    assert (old / "app").read_text() == "program v3\n" and leftovers(old) == []
+    assert stat.S_IMODE(os.stat(old / "data").st_mode) == 0o555
+
+
+def test_a_patch_that_adds_a_mode_000_folder(tmp_path):
+    old, new = two_folders(tmp_path)
+    (new / "locked").mkdir()
+    (new / "locked" / "secret").write_text("s\n")
+    os.chmod(new / "locked", 0)
+    assert run_cli("make", old, new, "-o", tmp_path / "p").returncode == 0
+    done = unprivileged("apply", old, tmp_path / "p")
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(os.stat(old / "locked").st_mode) == 0 and leftovers(old) == []
+    assert unprivileged("apply", old, tmp_path / "p").returncode != 0  # already applied, said so
+    os.chmod(new / "locked", 0o700)
+    os.chmod(old / "locked", 0o700)
+
+
+def test_what_cannot_be_removed_is_moved_out_of_the_way(tmp_path):
+    """A folder inside the old build owned by someone else and read-only: the unprivileged
+    applier cannot empty it. The update still lands, the rest goes under a trash name, and the
+    next apply is not blocked by it."""
+    old, new = two_folders(tmp_path)
+    for d in (old, new):
+        (d / "theirs").mkdir()
+        (d / "theirs" / "f").write_text("f\n")
+        os.chmod(d / "theirs", 0o555)
+    (new / "app").write_text("program v2\n")
+    newer = tmp_path / "newer"
+    shutil.copytree(new, newer, symlinks=True)
+    (newer / "app").write_text("program v3\n")
+    assert run_cli("make", old, new, "-o", tmp_path / "p1").returncode == 0
+    assert run_cli("make", new, newer, "-o", tmp_path / "p2").returncode == 0
+    os.chown(old / "theirs", 65534, 65534)  # owners are not part of a folder's hash
+    os.chown(old / "theirs" / "f", 65534, 65534)
+    try:
+        first = unprivileged("apply", old, tmp_path / "p1")
+        assert first.returncode == 0, first.stderr
+        assert (old / "app").read_text() == "program v2\n"
+        assert leftovers(old) == [".old.pyzpatch-old"]
+        second = unprivileged("apply", old, tmp_path / "p2")
+        assert second.returncode == 0, second.stderr
+        assert (old / "app").read_text() == "program v3\n"
+    finally:
+        for p in tmp_path.glob(".old.pyzpatch-old*"):
+            shutil.rmtree(p)
+
+
+def test_a_setuid_file_keeps_its_owner_when_root_patches_it(tmp_path):
+    """The review: a 4750 file owned by another user, patched by root, came out setuid root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own files as another user")
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_bytes(os.urandom(4096))
+    new.write_bytes(old.read_bytes() + b"more")
+    assert run_cli("make", old, new, "-o", tmp_path / "p").returncode == 0
+    os.chown(old, 1000, 1000)
+    os.chmod(old, 0o4750)
+    assert run_cli("apply", old, tmp_path / "p").returncode == 0
+    st = os.stat(old)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1000, 0o4750)
+
+
+def test_a_setuid_file_loses_the_bit_when_its_owner_cannot_be_kept(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_bytes(os.urandom(4096))
+    new.write_bytes(old.read_bytes() + b"more")
+    assert run_cli("make", old, new, "-o", tmp_path / "p").returncode == 0
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own files as another user")
+    os.chown(old, 65534, 65534)
+    os.chmod(old, 0o4755)
+    done = unprivileged("apply", old, tmp_path / "p")
+    assert done.returncode == 0, done.stderr
+    st = os.stat(old)
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o755  # written by the applier, not setuid
+
+
+def test_folder_patches_keep_owners_and_set_id_bits(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own files as another user")
+    old, new = two_folders(tmp_path)
+    (new / "app").write_text("program v2\n")
+    os.chmod(new / "app", 0o4750)
+    (new / "added").write_text("new file\n")
+    assert run_cli("make", old, new, "-o", tmp_path / "p").returncode == 0
+    os.chown(old, 1000, 1000)  # owners are not part of a folder's hash: the patch still applies
+    os.chown(old / "app", 1001, 1001)
+    assert run_cli("apply", old, tmp_path / "p").returncode == 0
+    app, added = os.stat(old / "app"), os.stat(old / "added")
+    assert (app.st_uid, app.st_gid, stat.S_IMODE(app.st_mode)) == (1001, 1001, 0o4750)
+    assert (added.st_uid, added.st_gid) == (1000, 1000)  # the folder's owner
+    assert (os.stat(old).st_uid, os.stat(old).st_gid) == (1000, 1000)
+
+
+# -- finding 9: concurrent applies ------------------------------------------------------------------
+
+
+def test_concurrent_applies_of_one_patch(tmp_path):
+    """The review: four applies at once; two failed on their own temporary file, which another
+    apply's start had deleted as stale."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_bytes(os.urandom(8 << 20))
+    new.write_bytes(old.read_bytes()[: 4 << 20] + os.urandom(64) + old.read_bytes()[4 << 20:])
+    assert run_cli("make", old, new, "-o", tmp_path / "p").returncode == 0
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-m", "pyzpatch", "apply", str(old), str(tmp_path / "p")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close(); p.stderr.close()
+    assert sorted(code for code, _ in results)[0] == 0
+    assert sum(code == 0 for code, _ in results) == 1, results
+    for code, err in results:
+        assert code == 0 or "already" in err, err
+    assert old.read_bytes() == new.read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["new", "old", "p"]

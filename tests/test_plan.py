@@ -241,9 +241,9 @@ def test_bsdiff_difference_blocks_go_to_the_diff_stream():
 
 def test_plan_entries_are_charged_before_the_old_file_is_read():
     """Added children cost a few bytes of structure each but hundreds of bytes of plan: reading
-    charges them, and a stream that names more than a quarter of the budget's worth is refused
+    charges them to the budget, and a stream that names more than the budget's worth is refused
     before anything is applied."""
-    limit = 16 << 20  # a quarter is 4 MiB: 8,192 entries at 512 bytes
+    limit = 16 << 20  # 8,192 entries at PLAN_ENTRY_COST (2 KiB)
 
     def body(count):
         w = Writer()
@@ -260,5 +260,5 @@ def test_plan_entries_are_charged_before_the_old_file_is_read():
 
     plan = _plan(body(8000), limit=limit)
     assert len(plan.node.added) == 8000
-    with pytest.raises(PyzpatchError, match="more children than a plan within 4194304 bytes can hold"):
+    with pytest.raises(PyzpatchError, match="more children than 16777216 bytes of memory can hold"):
         _plan(body(8300), limit=limit)

@@ -67,8 +67,9 @@ def read_node_plan(ops, diff, lit, size_limit: int, kind: str, budget: Optional[
 
 
 # Memory charged for one added or changed child: its plan entry, the child the applier makes
-# of it, and what a folder apply keeps per entry (measured with tests/test_hostile.py's
-# many-entries patch: about 1.4 KiB an entry, from reading the plan to the staged folder's hash).
+# of it, and what a folder apply keeps per entry. Measured (peak RSS over 60,000 added empty
+# files, Python 3.11): 1.1 KiB an entry through a dry run, 1.35 KiB through a whole apply with
+# its staging folder and that folder's check.
 PLAN_ENTRY_COST = 2048
 
 
