@@ -10,6 +10,7 @@ import os
 from typing import Union
 
 from ..errors import PyzpatchError
+from .regular import open_regular
 
 Buffer = Union[bytes, mmap.mmap]
 
@@ -19,17 +20,17 @@ class FileBytes:
 
     def __init__(self, path: Union[str, os.PathLike]):
         self.path = os.fspath(path)
+        fd = open_regular(self.path)  # a FIFO or device is refused, never waited on
         try:
-            with open(self.path, "rb") as fp:
-                size = os.fstat(fp.fileno()).st_size
-                if size == 0:
-                    self.data: Buffer = b""
-                else:
-                    self.data = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
-        except IsADirectoryError:
-            raise PyzpatchError("is a directory, expected a file", source=self.path) from None
+            size = os.fstat(fd).st_size
+            if size == 0:
+                self.data: Buffer = b""
+            else:
+                self.data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         except OSError as exc:
             raise PyzpatchError(exc.strerror or str(exc), source=self.path) from None
+        finally:
+            os.close(fd)
 
     def __len__(self) -> int:
         return len(self.data)

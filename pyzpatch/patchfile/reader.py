@@ -13,8 +13,13 @@ import os
 from typing import List, Optional
 
 from ..errors import FormatError, PyzpatchError
+from ..fs.regular import read_regular
 from . import codec, signing
 from .codec import Body, Framing, Header
+
+# The largest patch file read: a body at its ceiling (incompressible data grows a little when
+# compressed), plus header, framing and signature. A regular file only (fs/regular.py).
+MAX_PATCH_SIZE = codec.MAX_BODY_SIZE + 16 * 1024 * 1024
 
 
 class PatchFile:
@@ -75,11 +80,7 @@ def read_patch_file(path, trusted_keys=None) -> PatchFile:
         path.require_signature(trusted_keys)
         return path
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as fp:
-            blob = fp.read()
-    except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=name) from None
+    blob = read_regular(name, MAX_PATCH_SIZE, "patch")
     try:
         payload, signature = signing.split(blob)
         verified_key = None

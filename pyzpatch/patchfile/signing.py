@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
 from ..errors import PyzpatchError
+from ..fs.regular import read_regular
 from . import ed25519 as pure_ed25519
 
 TRAILER_MAGIC = b"PZS1"
 SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 8
 TRAILER_SIZE = SIGNATURE_SIZE + KEY_ID_SIZE + len(TRAILER_MAGIC)
+# A PEM key file is about 120 bytes; this leaves room for comments and other text around it.
+MAX_KEY_FILE_SIZE = 64 * 1024
 
 
 def _crypto():
@@ -88,11 +91,7 @@ def generate_keys(private_path, public_path=None) -> Tuple[str, str]:
 
 
 def _read(path) -> bytes:
-    try:
-        with open(path, "rb") as fp:
-            return fp.read()
-    except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=os.fspath(path)) from None
+    return read_regular(path, MAX_KEY_FILE_SIZE, "key file")
 
 
 def load_private_key(path):
