@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from typing import List
 
 from ..errors import PyzpatchError
+from . import siblings
+from .durable import remove_quietly
 
 _SEPARATORS = re.compile(r"[\\/]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -37,16 +40,37 @@ def split_archive_name(name: str) -> List[str]:
 def write_inside(root: str, parts: List[str], data) -> str:
     """Write ``data`` to ``root/parts...`` without following any symbolic link; return the path.
 
-    Folders on the way are created; an existing link anywhere on the way is refused.
+    Folders on the way are created; an existing link anywhere on the way is refused. The bytes go
+    to a new file beside the target, which is then renamed over it: an existing file is replaced,
+    never written through, so a hard link to it elsewhere keeps its bytes.
     """
     target = os.path.join(make_folder_inside(root, parts[:-1]), parts[-1])
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    if os.path.islink(target) or (os.path.lexists(target) and not os.path.isfile(target)):
+        raise PyzpatchError("exists and is not a regular file; refusing to replace it", source=target)
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    for _ in range(100):
+        tmp = os.path.join(os.path.dirname(target), siblings.temporary_prefix(target) + secrets.token_hex(4)
+                           + siblings.TMP)
+        try:
+            fd = os.open(tmp, flags, 0o644)  # O_EXCL: a new file, never one that was there
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise PyzpatchError(f"cannot write beside it: {exc.strerror}", source=target) from None
+    else:
+        raise PyzpatchError("cannot find a free temporary name beside it", source=target)
     try:
-        fd = os.open(target, flags, 0o644)
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+        os.replace(tmp, target)
     except OSError as exc:
+        remove_quietly(tmp)
         raise PyzpatchError(f"cannot write: {exc.strerror}", source=target) from None
-    with os.fdopen(fd, "wb") as fp:
-        fp.write(data)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
     return target
 
 

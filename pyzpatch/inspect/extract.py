@@ -16,6 +16,7 @@ from ..errors import NotFoundError, PyzpatchError
 from ..formats import carchive
 from ..formats.carchive import PYZ_TYPECODE, CEntry, entry_content
 from ..formats.pyz import NAMESPACE, PACKAGE, PyzEntry, module_content
+from ..fs.clashes import check_writes
 from ..fs.safepath import make_folder_inside, split_archive_name, write_inside
 from .bundle import Bundle
 
@@ -125,6 +126,7 @@ def _extract(bundle: Bundle, out_dir: str, names: Sequence[str], everything: boo
         except PyzpatchError as exc:
             raise PyzpatchError(f"PYZ {pyz_name!r}: {exc.problem}") from None
 
+    check_writes(out_dir, _claims(targets))  # every clash found before anything is written
     os.makedirs(out_dir, exist_ok=True)
     root = os.path.realpath(out_dir)
     done = []
@@ -134,6 +136,17 @@ def _extract(bundle: Bundle, out_dir: str, names: Sequence[str], everything: boo
         else:
             done.append(_write_module(root, item, pyz_name, parts, plan.pymagic))
     return done
+
+
+def _claims(targets):
+    """(label, parts, is a folder) of every file and folder the targets will write."""
+    for what, item, pyz_name, parts in targets:
+        if parts is None:
+            continue
+        if what == "entry":
+            yield f"CArchive entry {item.name!r}", parts, False
+        else:
+            yield f"module {item.name!r} of {pyz_name!r}", parts, item.typecode == NAMESPACE
 
 
 def _write_entry(root: str, entry: CEntry, parts, pymagic) -> Extracted:
