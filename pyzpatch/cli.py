@@ -13,7 +13,8 @@ from . import __version__
 from .errors import PyzpatchError
 from .inspect.bundle import open_bundle
 from .inspect.extract import extract as extract_files
-from .inspect.listing import describe, render_text
+from .inspect.listing import describe, render_lines
+from .terminal import printable
 
 app = typer.Typer(
     add_completion=False,
@@ -22,12 +23,21 @@ app = typer.Typer(
     help="Small, verified, byte-exact patches for PyInstaller executables.",
 )
 
+# Exit codes: 0 success; 1 any failure (apply's "already patched, nothing to do" too), said in one
+# line on stderr; 2 a usage error (click's); 130 interrupted.
 EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"pyzpatch: error: {message}", err=True)
+    typer.echo(f"pyzpatch: error: {printable(message)}", err=True)
     raise typer.Exit(EXIT_ERROR)
+
+
+def _say(line: str) -> None:
+    """Print one line for a person: names in it come from archives, patches and paths, so any
+    control character in them is shown escaped (terminal.py), never sent to the terminal."""
+    typer.echo(printable(line))
 
 
 def _version(value: bool) -> None:
@@ -59,7 +69,8 @@ def ls(
     if as_json:
         typer.echo(json.dumps(desc, indent=2))
     else:
-        typer.echo(render_text(desc))
+        for line in render_lines(desc):
+            _say(line)
 
 
 @app.command()
@@ -76,12 +87,12 @@ def extract(
         with open_bundle(path) as bundle:
             done = extract_files(bundle, str(out), names or (), everything)
     except PyzpatchError as exc:
-        _fail(str(exc).replace("\n", " "))
+        _fail(str(exc))
     written = [d for d in done if d.path]
     for d in done:
         if d.path is None:
-            typer.echo(f"skipped {d.name} ({d.note})")
-    typer.echo(f"extracted {len(written)} items into {out}")
+            _say(f"skipped {d.name} ({d.note})")
+    _say(f"extracted {len(written)} items into {out}")
 
 
 def _size(n: Optional[int]) -> str:
@@ -97,7 +108,7 @@ def _print_changes(changes: List[dict]) -> None:
             sizes = f" {_size(c['new_size'])} bytes"
         cost = f", {c['patch_bytes']:,} body bytes before compression" if c.get("patch_bytes") is not None else ""
         how = f" ({c['how']}{cost})" if c["how"] else ""
-        typer.echo(f"  {c['action']:<9} {c['path']}{sizes}{how}")
+        _say(f"  {c['action']:<9} {c['path']}{sizes}{how}")
 
 
 @app.command()
@@ -110,6 +121,7 @@ def make(
 ) -> None:
     """Write a patch that turns OLD into NEW exactly (verified before it is written)."""
     from .fs.atomic import write_file_atomically
+    from .fs.durable import remove_quietly
     from .patch.file import change_dict, make_patch
 
     try:
@@ -120,6 +132,8 @@ def make(
         for given in (old, new):
             if out.exists() and out.resolve() == given.resolve():
                 raise PyzpatchError("refusing to overwrite an input with the patch", source=str(out))
+        if out.is_dir():
+            raise PyzpatchError("is a folder; name the patch file to write", source=str(out))
         if old.is_dir() != new.is_dir():
             raise PyzpatchError("give two folders or two files", source=str(new))
         if old.is_dir():
@@ -128,7 +142,11 @@ def make(
         else:
             made = make_patch(old, new, sign_key=key)
         tmp, _, _ = write_file_atomically(out, [made.data], 0o644)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            remove_quietly(tmp)  # nothing of a failed make stays behind
+            raise PyzpatchError(f"cannot write the patch: {exc.strerror or exc}", source=str(out)) from None
     except PyzpatchError as exc:
         _fail(str(exc))
     changes = [change_dict(c) for c in made.changes if not c.container]
@@ -137,10 +155,10 @@ def make(
                                "note": made.note, "old_size": made.header.old_size,
                                "new_size": made.header.new_size, "changes": changes}, indent=2))
         return
-    typer.echo(f"wrote {out}: {len(made.data):,} bytes, turns {old} ({made.header.old_size:,} bytes) "
-               f"into {new} ({made.header.new_size:,} bytes)")
+    _say(f"wrote {out}: {len(made.data):,} bytes, turns {old} ({made.header.old_size:,} bytes) "
+         f"into {new} ({made.header.new_size:,} bytes)")
     if made.note:
-        typer.echo(f"  note: {made.note}")
+        _say(f"  note: {made.note}")
     _print_changes(changes)
 
 
@@ -171,12 +189,12 @@ def apply(
     if not result.written:
         verdict = "byte-identical" if result.byte_identical else \
             "content-identical (this machine's zlib compresses some parts differently)"
-        typer.echo(f"{patch} applies to {target}: the result is {verdict} to the build it was made from "
-                   f"({result.new_size:,} bytes, SHA-256 {result.new_sha256.hex()[:16]}...)")
+        _say(f"{patch} applies to {target}: the result is {verdict} to the build it was made from "
+             f"({result.new_size:,} bytes, SHA-256 {result.new_sha256.hex()[:16]}...)")
         return
     verdict = ("byte-identical to the build" if result.byte_identical else
                "content-identical to the build (this machine's zlib compressed some parts differently)")
-    typer.echo(f"patched {result.output}: {result.new_size:,} bytes, {verdict}")
+    _say(f"patched {result.output}: {result.new_size:,} bytes, {verdict}")
 
 
 def _trusted_keys(paths: Optional[List[Path]]):
@@ -197,14 +215,14 @@ def _apply_folder(target: Path, patch: Path, patch_file, out: Optional[Path], dr
     except PyzpatchError as exc:
         _fail(str(exc))
     if result.recovered:
-        typer.echo(f"note: {result.recovered}")
+        _say(f"note: {result.recovered}")
     if dry_run:
-        typer.echo(f"{patch} applies to {target}: the result is exactly the folder it was made from")
+        _say(f"{patch} applies to {target}: the result is exactly the folder it was made from")
     elif result.written:
-        typer.echo(f"patched {target}: {result.files_written} files written, {result.files_linked} unchanged "
-                   "(linked), the folder is exactly the one the patch was made from")
+        _say(f"patched {target}: {result.files_written} files written, {result.files_linked} unchanged "
+             "(linked), the folder is exactly the one the patch was made from")
     else:
-        typer.echo(f"{target} was already patched by an interrupted apply; nothing left to do")
+        _say(f"{target} was already patched by an interrupted apply; nothing left to do")
 
 
 @app.command()
@@ -229,8 +247,8 @@ def keygen(
         private, public = generate_keys(key)
     except PyzpatchError as exc:
         _fail(str(exc))
-    typer.echo(f"wrote {private} (private: keep it secret, use with make --sign)")
-    typer.echo(f"wrote {public} (public: give it to devices, use with apply --trust)")
+    _say(f"wrote {private} (private: keep it secret, use with make --sign)")
+    _say(f"wrote {public} (public: give it to devices, use with apply --trust)")
 
 
 @app.command()
@@ -248,24 +266,44 @@ def show(
     if as_json:
         typer.echo(json.dumps(desc, indent=2))
         return
-    typer.echo(f"{patch}: pyzpatch patch, format {desc['format_version']}, {desc['patch_size']:,} bytes")
-    typer.echo(f"  applies to: {desc['old']['size']:,} bytes, SHA-256 {desc['old']['sha256']}")
-    typer.echo(f"  produces:   {desc['new']['size']:,} bytes, SHA-256 {desc['new']['sha256']}")
+    _say(f"{patch}: pyzpatch patch, format {desc['format_version']}, {desc['patch_size']:,} bytes")
+    _say(f"  applies to: {desc['old']['size']:,} bytes, SHA-256 {desc['old']['sha256']}")
+    _say(f"  produces:   {desc['new']['size']:,} bytes, SHA-256 {desc['new']['sha256']}")
     if desc["signed_by_key"]:
-        typer.echo(f"  signed by key {desc['signed_by_key']} (checked only by apply --trust)")
+        _say(f"  signed by key {desc['signed_by_key']} (checked only by apply --trust)")
     else:
-        typer.echo("  not signed")
+        _say("  not signed")
     if desc["structural"]:
-        typer.echo("  structural: each changed part is named below")
+        _say("  structural: each changed part is named below")
     else:
-        typer.echo("  whole-file diff (no structure used)")
+        _say("  whole-file diff (no structure used)")
     leaf = [c for c in desc["changes"] if not c["container"]]
     _print_changes(leaf)
 
 
+def _one_line(exc: BaseException) -> str:
+    """What went wrong, in one line, for a failure no command turned into a PyzpatchError."""
+    if isinstance(exc, PyzpatchError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        names = " -> ".join(os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None)
+        problem = exc.strerror or str(exc)
+        return f"{names}: {problem}" if names else problem
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply (recursion limit reached)"
+    return f"unexpected {type(exc).__name__}: {exc} (a bug in pyzpatch; please report it)"
+
+
 def main() -> None:
+    """Run the command line. Whatever a command lets through is said in one line with a
+    non-zero exit, never as a traceback: a failure is the user's to act on, not the code's."""
     try:
         app()
     except KeyboardInterrupt:
         typer.echo("pyzpatch: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        typer.echo(f"pyzpatch: error: {printable(_one_line(exc))}", err=True)
+        sys.exit(EXIT_ERROR)

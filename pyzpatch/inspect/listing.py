@@ -170,6 +170,11 @@ def _table(headers: List[str], rows: List[List[str]], right: Sequence[int], inde
 
 def render_text(desc: dict) -> str:
     """The listing as an aligned text tree for people."""
+    return "\n".join(render_lines(desc))
+
+
+def render_lines(desc: dict) -> List[str]:
+    """The listing's lines (names raw: whoever prints them escapes them, see terminal.py)."""
     lines = [f"{desc['path']}: {KIND_TITLES[desc['kind']]}"]
     layout = desc.get("layout")
     if layout:
@@ -220,7 +225,7 @@ def render_text(desc: dict) -> str:
                 for f in folder["files"]]  # type: ignore[index]
         lines += _table(["size", "name"], rows, (0,), "    ")
         lines.append(f"    {folder['file_count']} files, {_n(folder['total_size'])} bytes")  # type: ignore[index]
-    return "\n".join(lines)
+    return lines
 
 
 def archive_file_label(desc: dict) -> str:
