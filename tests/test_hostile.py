@@ -22,6 +22,7 @@ from fuzz import base
 from pyzpatch.delta import codes
 from pyzpatch.delta.engine import Encoder
 from pyzpatch.delta.wire import Writer
+from pyzpatch.formats import carchive, pyz
 from pyzpatch.patch.foldernode import MAX_PATH_DEPTH, FolderContents, node_hash
 from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.patchfile.codec import Body, Header
@@ -298,6 +299,36 @@ except PyzpatchError as exc:
     assert "more children than" in out[0], out
     assert peak < 300, peak
     assert sorted(os.listdir(folder)) == ["app"] and leftovers(folder) == []
+
+
+def test_ls_holds_one_inflated_pyz_at_a_time(tmp_path):
+    """The review's 2 MB .pkg whose PYZ entries are compressed took 4.2 GB to list: every
+    inflated PYZ was kept. Eight PYZ entries of 64 MB each, inflated from under 1 MB: 600 MiB
+    at the peak before, under 250 MiB now, however many entries there are (inflating one holds
+    it twice for a moment: zlib joins its output blocks)."""
+    blob = zlib.compress(os.urandom(20_000), 9)  # one module's stored bytes, repeated
+    model = pyz.Pyz(pymagic=b"\xa7\r\r\n",
+                    entries=[pyz.PyzEntry(f"m{i:05d}", pyz.MODULE, blob) for i in range(3200)])
+    pyz_bytes = pyz.build(model)
+    packed = zlib.compress(pyz_bytes, 9)
+    entries = [carchive.CEntry(f"PYZ-{i:02d}.pyz", "z", True, len(pyz_bytes), packed) for i in range(8)]
+    pkg = tmp_path / "bomb.pkg"
+    pkg.write_bytes(carchive.build(carchive.CArchive(entries=entries, python_version=311,
+                                                     pylib_name=b"libpython3.11.so.1.0".ljust(64, b"\0"))))
+    assert pkg.stat().st_size < 8 << 20 and len(pyz_bytes) > 60 << 20
+    out, peak = peak_of(f"""
+import contextlib, io, sys
+sys.argv = ["pyzpatch", "ls", "--json", {str(pkg)!r}]
+from pyzpatch.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as listing:
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+print(listing.getvalue().count('"name": "m'))
+""")
+    assert out == [str(8 * 3200)]
+    assert peak < 300, peak  # one inflated PYZ (and its modules' rows), not eight
 
 
 # -- finding 3: the content-digest fallback ------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from ..errors import FormatError, PyzpatchError
 from ..formats import binary, carchive, executable, pyz, registry, tar, ziparchive
@@ -43,7 +43,7 @@ class Bundle:
     folder: Optional[str] = None  # root of a one-folder build
     executable: Optional[Executable] = None  # its model, when the archive is embedded in it
     archive: Optional[CArchive] = None
-    pyzs: List[Tuple[str, Pyz]] = field(default_factory=list)  # (name of the CArchive entry, model)
+    pyzs: "PyzArchives" = field(default_factory=lambda: PyzArchives())  # (CArchive entry name, model), lazily
     zip: Optional[ZipArchive] = None  # a zip file, zipapp, or interpreter with a zip appended
     tar: Optional[TarArchive] = None  # a tar (a tufup bundle: a one-folder build as one file)
     archive_start: int = 0  # offset of the CArchive in archive_file
@@ -53,7 +53,7 @@ class Bundle:
 
     def close(self) -> None:
         self.executable = self.archive = self.zip = self.tar = None
-        self.pyzs = []
+        self.pyzs = PyzArchives()
         for f in self._files:
             f.close()
         self._files = []
@@ -65,16 +65,42 @@ class Bundle:
         self.close()
 
 
-def _load_pyzs(archive: CArchive) -> List[Tuple[str, Pyz]]:
-    out = []
-    for entry in archive.entries_of_type(carchive.PYZ_TYPECODE):
-        try:
-            # PyInstaller stores the PYZ uncompressed: parse it in place, without a copy.
-            payload = carchive.entry_content(entry) if entry.compressed else entry.data
-            out.append((entry.name, pyz.parse(payload)))
-        except FormatError as exc:
-            raise exc.within(f"CArchive entry {entry.name!r}") from None
-    return out
+class PyzArchives:
+    """A bundle's PYZ archives as ``(name of the CArchive entry, model)`` pairs, each parsed
+    (and inflated, if its entry is compressed) only while it is being looked at: an archive can
+    hold many compressed PYZ entries, and ``ls``/``extract`` hold at most one inflated at a time.
+    Iterating twice parses twice."""
+
+    def __init__(self, entries=(), models=()):
+        self._entries = list(entries)  # CArchive entries of type PYZ, opened on demand
+        self._models = list(models)  # already parsed (a bare .pyz file)
+
+    def __len__(self) -> int:
+        return len(self._entries) + len(self._models)
+
+    def __iter__(self) -> Iterator[Tuple[str, Pyz]]:
+        yield from self._models
+        for entry in self._entries:
+            yield entry.name, _open_pyz(entry)
+
+    def __getitem__(self, index: int) -> Tuple[str, Pyz]:
+        if index < len(self._models):
+            return self._models[index]
+        entry = self._entries[index - len(self._models)]
+        return entry.name, _open_pyz(entry)
+
+
+def _open_pyz(entry) -> Pyz:
+    try:
+        # PyInstaller stores the PYZ uncompressed: parse it in place, without a copy.
+        payload = carchive.entry_content(entry) if entry.compressed else entry.data
+        return pyz.parse(payload)
+    except FormatError as exc:
+        raise exc.within(f"CArchive entry {entry.name!r}") from None
+
+
+def _load_pyzs(archive: CArchive) -> PyzArchives:
+    return PyzArchives(entries=archive.entries_of_type(carchive.PYZ_TYPECODE))
 
 
 def sideload_pkg_path(exe_path: str) -> str:
@@ -91,7 +117,8 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
             raise PyzpatchError("file is empty", source=path)
         found = registry.recognize(data)
         if found.kind == pyz.NODE_KIND:
-            return Bundle(bundle_path, PYZ, path, pyzs=[(os.path.basename(path), found.value)], _files=[fb])
+            return Bundle(bundle_path, PYZ, path, pyzs=PyzArchives(models=[(os.path.basename(path), found.value)]),
+                          _files=[fb])
         if found.kind == ziparchive.NODE_KIND:
             # Bytes before the zip (an interpreter, a shebang) are its prefix.
             return Bundle(bundle_path, ZIP, path, zip=found.value, _files=[fb])
