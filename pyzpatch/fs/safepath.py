@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from typing import List
 
 from ..errors import PyzpatchError
@@ -50,7 +49,7 @@ def write_inside(root: str, parts: List[str], data) -> str:
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_CLOEXEC", 0))
     for _ in range(100):
-        tmp = os.path.join(os.path.dirname(target), siblings.temporary_prefix(target) + secrets.token_hex(4)
+        tmp = os.path.join(os.path.dirname(target), siblings.temporary_prefix(target) + os.urandom(4).hex()
                            + siblings.TMP)
         try:
             fd = os.open(tmp, flags, 0o644)  # O_EXCL: a new file, never one that was there
