@@ -130,6 +130,17 @@ def test_output_folder_that_is_a_file(tmp_path):
     assert out.read_bytes() == b"not a folder"
 
 
+def test_a_name_at_the_length_limit_is_written(tmp_path):
+    pkg = tmp_path / "a.pkg"
+    long_name = "L" * 250  # its temporary must not be longer than the system allows
+    make_pkg(pkg, [(long_name, "x", b"long")])
+    out = tmp_path / "out"
+    for _ in range(2):
+        result = run_cli("extract", pkg, "--all", "-o", out)
+        assert result.returncode == 0, result.stderr
+    assert tree(out) == {long_name: b"long"}
+
+
 def test_extracting_again_into_the_same_folder_replaces_the_files(tmp_path):
     pkg = tmp_path / "a.pkg"
     make_pkg(pkg, [("a.txt", "x", b"first"), ("sub/c.txt", "x", b"third"), ("s", "s", b"code")],

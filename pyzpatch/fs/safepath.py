@@ -48,9 +48,11 @@ def write_inside(root: str, parts: List[str], data) -> str:
         raise PyzpatchError("exists and is not a regular file; refusing to replace it", source=target)
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_CLOEXEC", 0))
+    # The temporary's name keeps only the start of the target's: a name near the system's limit
+    # (255 bytes) plus the suffixes would be too long. 32 characters are at most 128 bytes.
+    prefix = f".{parts[-1][:32]}."
     for _ in range(100):
-        tmp = os.path.join(os.path.dirname(target), siblings.temporary_prefix(target) + os.urandom(4).hex()
-                           + siblings.TMP)
+        tmp = os.path.join(os.path.dirname(target), prefix + os.urandom(4).hex() + siblings.TMP)
         try:
             fd = os.open(tmp, flags, 0o644)  # O_EXCL: a new file, never one that was there
             break
