@@ -81,7 +81,7 @@ _NEEDED_MODULES = (
     "pyzpatch.formats.layout", "pyzpatch.formats.node", "pyzpatch.formats.compression",
     "pyzpatch.install.moveaside", "pyzpatch.fs.atomic", "pyzpatch.fs.durable", "pyzpatch.fs.faults",
     "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.identity", "pyzpatch.fs.safepath",
-    "pyzpatch.fs.siblings", "pyzpatch.fs.walk", "pyzpatch.fs.lock", "pyzpatch.fs.owner",
+    "pyzpatch.fs.siblings", "pyzpatch.fs.walk", "pyzpatch.fs.lock", "pyzpatch.fs.owner", "pyzpatch.fs.regular",
     "bsdiff4", "lzma", "zlib", "hashlib", "shutil", "stat", "tempfile", "threading",
     "queue", "subprocess", "time", "errno", "signal",
 )

@@ -71,9 +71,10 @@ class PyzArchives:
     hold many compressed PYZ entries, and ``ls``/``extract`` hold at most one inflated at a time.
     Iterating twice parses twice."""
 
-    def __init__(self, entries=(), models=()):
+    def __init__(self, entries=(), models=(), source: Optional[str] = None):
         self._entries = list(entries)  # CArchive entries of type PYZ, opened on demand
         self._models = list(models)  # already parsed (a bare .pyz file)
+        self.source = source  # the file holding them, named in errors
 
     def __len__(self) -> int:
         return len(self._entries) + len(self._models)
@@ -81,26 +82,27 @@ class PyzArchives:
     def __iter__(self) -> Iterator[Tuple[str, Pyz]]:
         yield from self._models
         for entry in self._entries:
-            yield entry.name, _open_pyz(entry)
+            yield entry.name, _open_pyz(entry, self.source)
 
     def __getitem__(self, index: int) -> Tuple[str, Pyz]:
         if index < len(self._models):
             return self._models[index]
         entry = self._entries[index - len(self._models)]
-        return entry.name, _open_pyz(entry)
+        return entry.name, _open_pyz(entry, self.source)
 
 
-def _open_pyz(entry) -> Pyz:
+def _open_pyz(entry, source: Optional[str]) -> Pyz:
     try:
         # PyInstaller stores the PYZ uncompressed: parse it in place, without a copy.
         payload = carchive.entry_content(entry) if entry.compressed else entry.data
         return pyz.parse(payload)
     except FormatError as exc:
-        raise exc.within(f"CArchive entry {entry.name!r}") from None
+        exc = exc.within(f"CArchive entry {entry.name!r}")
+        raise (exc.with_source(source) if source else exc) from None
 
 
-def _load_pyzs(archive: CArchive) -> PyzArchives:
-    return PyzArchives(entries=archive.entries_of_type(carchive.PYZ_TYPECODE))
+def _load_pyzs(archive: CArchive, source: str) -> PyzArchives:
+    return PyzArchives(entries=archive.entries_of_type(carchive.PYZ_TYPECODE), source=source)
 
 
 def sideload_pkg_path(exe_path: str) -> str:
@@ -148,7 +150,7 @@ def _open_file(path: str, bundle_path: str) -> Bundle:
             raise found.rejected[0][1]  # the most specific format whose magic it has
         else:
             raise FormatError("executable", "no PyInstaller archive cookie found; not a PyInstaller executable")
-        bundle.pyzs = _load_pyzs(bundle.archive)
+        bundle.pyzs = _load_pyzs(bundle.archive, path)
         return bundle
     except PyzpatchError as exc:
         fb.close()
