@@ -255,12 +255,14 @@ def keygen(
 def show(
     patch: Path = typer.Argument(..., help="The patch file."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
+    max_memory: int = typer.Option(256, "--max-memory", metavar="MIB",
+                                   help="Refuse a patch whose body and plan need more than this many MiB."),
 ) -> None:
     """What a patch changes, what it applies to and what it produces."""
     from .patch.file import describe_patch
 
     try:
-        desc = describe_patch(patch)
+        desc = describe_patch(patch, max_memory=max_memory * 1024 * 1024)
     except PyzpatchError as exc:
         _fail(str(exc))
     if as_json:
