@@ -301,11 +301,8 @@ except PyzpatchError as exc:
     assert sorted(os.listdir(folder)) == ["app"] and leftovers(folder) == []
 
 
-def test_ls_holds_one_inflated_pyz_at_a_time(tmp_path):
-    """The review's 2 MB .pkg whose PYZ entries are compressed took 4.2 GB to list: every
-    inflated PYZ was kept. Eight PYZ entries of 64 MB each, inflated from under 1 MB: 600 MiB
-    at the peak before, under 250 MiB now, however many entries there are (inflating one holds
-    it twice for a moment: zlib joins its output blocks)."""
+def pyz_bomb_pkg(tmp_path: Path) -> Path:
+    """A 6 MB .pkg holding eight compressed PYZ entries of 64 MB each."""
     blob = zlib.compress(os.urandom(20_000), 9)  # one module's stored bytes, repeated
     model = pyz.Pyz(pymagic=b"\xa7\r\r\n",
                     entries=[pyz.PyzEntry(f"m{i:05d}", pyz.MODULE, blob) for i in range(3200)])
@@ -316,6 +313,15 @@ def test_ls_holds_one_inflated_pyz_at_a_time(tmp_path):
     pkg.write_bytes(carchive.build(carchive.CArchive(entries=entries, python_version=311,
                                                      pylib_name=b"libpython3.11.so.1.0".ljust(64, b"\0"))))
     assert pkg.stat().st_size < 8 << 20 and len(pyz_bytes) > 60 << 20
+    return pkg
+
+
+def test_ls_holds_one_inflated_pyz_at_a_time(tmp_path):
+    """The review's 2 MB .pkg whose PYZ entries are compressed took 4.2 GB to list: every
+    inflated PYZ was kept. Eight PYZ entries of 64 MB each, inflated from under 1 MB: 600 MiB
+    at the peak before, under 250 MiB now, however many entries there are (inflating one holds
+    it twice for a moment: zlib joins its output blocks)."""
+    pkg = pyz_bomb_pkg(tmp_path)
     out, peak = peak_of(f"""
 import contextlib, io, sys
 sys.argv = ["pyzpatch", "ls", "--json", {str(pkg)!r}]
@@ -329,6 +335,21 @@ print(listing.getvalue().count('"name": "m'))
 """)
     assert out == [str(8 * 3200)]
     assert peak < 300, peak  # one inflated PYZ (and its modules' rows), not eight
+
+
+def test_extract_holds_one_inflated_pyz_at_a_time(tmp_path):
+    pkg = pyz_bomb_pkg(tmp_path)
+    out, peak = peak_of(f"""
+import sys
+sys.argv = ["pyzpatch", "extract", {str(pkg)!r}, "m00007", "-o", {str(tmp_path / "out")!r}]
+from pyzpatch.cli import main
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+""")
+    assert out[-1].startswith("extracted 8 items")
+    assert peak < 300, peak  # one inflated PYZ at a time, not eight
 
 
 # -- finding 3: the content-digest fallback ------------------------------------------------------

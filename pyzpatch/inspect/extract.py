@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 from ..errors import NotFoundError, PyzpatchError
 from ..formats import carchive
@@ -58,6 +58,14 @@ def _is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+class _Module(NamedTuple):
+    """A PYZ module named for writing, without its bytes: a bundle's PYZ archives are opened one
+    at a time (inspect/bundle.py), so a plan must not keep one alive through its entries."""
+    pyz_index: int
+    name: str
+    typecode: int
+
+
 class _Plan:
     """What to write, decided (and checked for unsafe names) before anything is written."""
 
@@ -65,11 +73,12 @@ class _Plan:
         self.bundle = bundle
         self.pymagic = bundle.pyzs[0][1].pymagic if bundle.pyzs else None
         self.carchive: List[CEntry] = []
-        self.modules: List[tuple] = []  # (pyz name, PyzEntry)
+        self.modules: List[tuple] = []  # (pyz name, _Module)
 
     def select(self, names: Sequence[str], everything: bool) -> None:
         entries = self.bundle.archive.entries if self.bundle.archive else []
-        pyz_modules = [(pname, e) for pname, model in self.bundle.pyzs for e in model.entries]
+        pyz_modules = [(pname, _Module(i, e.name, e.typecode))
+                       for i, (pname, model) in enumerate(self.bundle.pyzs) for e in model.entries]
         if everything:
             self.carchive = list(entries)
             self.modules = pyz_modules
@@ -94,7 +103,7 @@ class _Plan:
             parts[-1] += ".pyc"
         return parts
 
-    def module_target(self, pyz_name: str, module: PyzEntry) -> List[str]:
+    def module_target(self, pyz_name: str, module: _Module) -> List[str]:
         return split_archive_name(pyz_name + "_extracted") + _module_parts(module.name, module.typecode)
 
 
@@ -129,13 +138,23 @@ def _extract(bundle: Bundle, out_dir: str, names: Sequence[str], everything: boo
     check_writes(out_dir, _claims(targets))  # every clash found before anything is written
     os.makedirs(out_dir, exist_ok=True)
     root = os.path.realpath(out_dir)
-    done = []
-    for what, item, pyz_name, parts in targets:
+    done: List[Optional[Extracted]] = [None] * len(targets)
+    wanted = {}  # PYZ index -> positions in targets of its modules
+    for n, (what, item, pyz_name, parts) in enumerate(targets):
         if what == "entry":
-            done.append(_write_entry(root, item, parts, plan.pymagic))
+            done[n] = _write_entry(root, item, parts, plan.pymagic)
         else:
-            done.append(_write_module(root, item, pyz_name, parts, plan.pymagic))
-    return done
+            wanted.setdefault(item.pyz_index, []).append(n)
+    # Each PYZ is opened (inflated, if its entry is compressed) once, and let go before the next.
+    for index, (pyz_name, model) in enumerate(bundle.pyzs):
+        if index not in wanted:
+            continue
+        by_name = {e.name: e for e in model.entries}
+        for n in wanted[index]:
+            _, item, _, parts = targets[n]
+            done[n] = _write_module(root, by_name[item.name], pyz_name, parts, plan.pymagic)
+        del by_name, model
+    return [d for d in done if d is not None]
 
 
 def _claims(targets):
