@@ -7,11 +7,14 @@ Layout (see docs/patch-format.md):
     [content digest (8), if flags & HAS_CONTENT_DIGEST]
     body size (varint) | [LZMA2 dictionary size as log2 (1 byte), unless flags & DEFLATE_BODY]
     body, compressed by raw LZMA2 (or raw deflate if flags & DEFLATE_BODY):
+        [manifest size (varint) | manifest, if flags & HAS_MANIFEST]
         ops size (varint) | ops | diff size (varint) | diff | lit
     CRC-32 of everything before it (4 bytes, little-endian)
 
 The three body streams are the engine's (structure, bsdiff difference blocks, literal bytes);
 one outer compressor serves them all, so a one-line change costs a few dozen bytes of body.
+A folder patch's manifest (patch/manifest.py; opaque bytes here) comes first, so that it can be
+read, and the target checked against it, before the rest of the body is decompressed.
 Raw deflate has less fixed overhead than LZMA2, which wins on all but the smallest bodies; the
 writer keeps whichever is smaller.
 """
@@ -32,7 +35,10 @@ VERSION = 1
 HAS_CONTENT_DIGEST = 1
 DEFLATE_BODY = 2
 FOLDER = 4  # the patch turns a folder into a folder; sizes and hashes name whole folders
-KNOWN_FLAGS = HAS_CONTENT_DIGEST | DEFLATE_BODY | FOLDER
+# The body starts with the old folder's manifest (its build's entries: patch/manifest.py), and the
+# old hash names only those entries, so that a folder holding more can be patched.
+HAS_MANIFEST = 8
+KNOWN_FLAGS = HAS_CONTENT_DIGEST | DEFLATE_BODY | FOLDER | HAS_MANIFEST
 # Largest body pyzpatch will decompress: patches carry decompressed module bytes, so a body can
 # exceed the new file's size, but not by this much.
 MAX_BODY_SIZE = 4 * 1024 ** 3
@@ -79,6 +85,7 @@ class Body:
     ops: bytes  # the structure: operations, counts, names, attributes
     diff: bytes  # bsdiff difference blocks
     lit: bytes  # new bytes: literals, splice runs, bsdiff extra blocks
+    manifest: Optional[bytes] = None  # a folder patch's manifest (flag HAS_MANIFEST), opaque here
 
 
 def _filters(dict_log: int) -> list:
@@ -86,8 +93,12 @@ def _filters(dict_log: int) -> list:
 
 
 def join_body(body: Body) -> bytes:
-    """The body's three streams as one payload: ops size, ops, diff size, diff, lit."""
+    """The body's streams as one payload: [manifest size, manifest,] ops size, ops, diff size,
+    diff, lit."""
     raw = Writer()
+    if body.manifest is not None:
+        raw.uint(len(body.manifest))
+        raw.raw(body.manifest)
     raw.uint(len(body.ops))
     raw.raw(body.ops)
     raw.uint(len(body.diff))
@@ -96,13 +107,14 @@ def join_body(body: Body) -> bytes:
     return raw.getvalue()
 
 
-def split_body(payload) -> Body:
+def split_body(payload, has_manifest: bool = False) -> Body:
     """The inverse of ``join_body``; FormatError if the sizes do not fit. The streams are views
     of ``payload``, not copies: the body is charged to the memory budget once."""
     r = Reader(memoryview(payload), "patch body")
+    manifest = r.raw(r.uint(r.remaining)) if has_manifest else None
     ops = r.raw(r.uint(r.remaining))
     diff = r.raw(r.uint(r.remaining))
-    return Body(ops, diff, r.raw(r.remaining))
+    return Body(ops, diff, r.raw(r.remaining), manifest)
 
 
 def encode(header: Header, body: Body) -> bytes:
@@ -110,6 +122,8 @@ def encode(header: Header, body: Body) -> bytes:
     dict_log = max(_MIN_DICT_LOG, min(_MAX_DICT_LOG, (len(payload) - 1).bit_length()))
     compressed = lzma.compress(payload, format=lzma.FORMAT_RAW, filters=_filters(dict_log))
     flags = (HAS_CONTENT_DIGEST if header.content_digest else 0) | (header.flags & FOLDER)
+    if body.manifest is not None:
+        flags |= HAS_MANIFEST
     if len(payload) < 1024 * 1024:
         deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
         deflated = deflater.compress(payload) + deflater.flush()
@@ -210,26 +224,25 @@ _IN_PIECE = 64 * 1024
 _OUT_PIECE = 1024 * 1024
 
 
-def decode_body(blob, header: Header, framing: Framing) -> Body:
-    """The body of a whole (unsigned) patch whose header ``read_header`` gave."""
+def _inflate(blob, header: Header, framing: Framing):
+    """The decompressed body, a bounded piece at a time; FormatError if the compressed data is
+    corrupt or yields more than the declared size. The caller checks that it ends."""
     data = memoryview(blob)[framing.start:-4]
-    size = framing.body_size
-    out = bytearray(size)
-    pos = 0
-
-    def put(chunk) -> None:
-        nonlocal pos
-        if pos + len(chunk) > size:
-            raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
-        out[pos:pos + len(chunk)] = chunk
-        pos += len(chunk)
-
+    size, pos = framing.body_size, 0
     if header.flags & DEFLATE_BODY:
         decomp = zlib.decompressobj(-15)
         errors = zlib.error
     else:
         decomp = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_filters(framing.dict_log))
         errors = lzma.LZMAError
+
+    def checked(chunk):
+        nonlocal pos
+        if pos + len(chunk) > size:
+            raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
+        pos += len(chunk)
+        return chunk
+
     try:
         for start in range(0, len(data), _IN_PIECE):
             if decomp.eof:
@@ -237,19 +250,58 @@ def decode_body(blob, header: Header, framing: Framing) -> Body:
             if header.flags & DEFLATE_BODY:
                 piece = data[start:start + _IN_PIECE]
                 while piece and not decomp.eof:
-                    put(decomp.decompress(piece, _OUT_PIECE))
+                    yield checked(decomp.decompress(piece, _OUT_PIECE))
                     piece = decomp.unconsumed_tail
             else:
-                put(decomp.decompress(data[start:start + _IN_PIECE], _OUT_PIECE))
+                yield checked(decomp.decompress(data[start:start + _IN_PIECE], _OUT_PIECE))
                 while not decomp.needs_input and not decomp.eof:
-                    put(decomp.decompress(b"", _OUT_PIECE))
+                    yield checked(decomp.decompress(b"", _OUT_PIECE))
     except errors as exc:
         raise FormatError("patch body", f"corrupt compressed data ({exc})") from None
     if pos != size or not decomp.eof:
         raise FormatError("patch body", "truncated or corrupt (size does not match the header)")
     if decomp.unused_data:
         raise FormatError("patch body", f"{len(decomp.unused_data)} stray bytes after the body")
-    return split_body(out)
+
+
+def decode_body(blob, header: Header, framing: Framing) -> Body:
+    """The body of a whole (unsigned) patch whose header ``read_header`` gave."""
+    out = bytearray(framing.body_size)
+    pos = 0
+    for chunk in _inflate(blob, header, framing):
+        out[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+    return split_body(out, bool(header.flags & HAS_MANIFEST))
+
+
+def decode_manifest(blob, header: Header, framing: Framing) -> Optional[bytes]:
+    """A folder patch's manifest (None without one), decompressing only the start of the body
+    that holds it: the target is checked against it before the rest is decompressed."""
+    if not header.flags & HAS_MANIFEST:
+        return None
+    buf = bytearray()
+    need = None
+    for chunk in _inflate(blob, header, framing):
+        buf += chunk
+        if need is None:
+            size = shift = 0
+            for i, byte in enumerate(buf[:_MAX_SIZE_BYTES]):
+                size |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    if size > framing.body_size - (i + 1):
+                        raise FormatError("patch body", f"manifest of {size} bytes does not fit in the body")
+                    need = (i + 1, i + 1 + size)
+                    break
+            else:
+                if len(buf) >= _MAX_SIZE_BYTES:
+                    raise FormatError("patch body", "manifest size is malformed")
+        if need is not None and len(buf) >= need[1]:
+            return bytes(buf[need[0]:need[1]])
+    raise FormatError("patch body", "truncated (the manifest does not fit)")
+
+
+_MAX_SIZE_BYTES = 10  # a varint holds at most 64 bits
 
 
 def decode(blob, base_size: Optional[int] = None) -> Tuple[Header, Body]:

@@ -43,6 +43,11 @@ class PatchFile:
         return bool(self.header.flags & codec.FOLDER)
 
     @property
+    def has_manifest(self) -> bool:
+        """A folder patch that lists its old build's entries (patch/manifest.py)."""
+        return bool(self.header.flags & codec.HAS_MANIFEST)
+
+    @property
     def signed(self) -> bool:
         return self.signature is not None
 
@@ -71,6 +76,17 @@ class PatchFile:
         except FormatError as exc:
             raise exc.with_source(self.path)
         return self._body
+
+    def manifest(self, base_size: Optional[int] = None) -> Optional[bytes]:
+        """A folder patch's manifest (None without one), read by decompressing only the start of
+        the body; sizes are checked as for ``body``."""
+        try:
+            codec.check_declared_sizes(self.header, self._framing, base_size)
+            if self._body is not None:
+                return self._body.manifest
+            return codec.decode_manifest(self._payload, self.header, self._framing)
+        except FormatError as exc:
+            raise exc.with_source(self.path)
 
 
 def read_patch_file(path, trusted_keys=None) -> PatchFile:
