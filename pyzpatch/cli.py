@@ -216,6 +216,9 @@ def _apply_folder(target: Path, patch: Path, patch_file, out: Optional[Path], dr
         _fail(str(exc))
     if result.recovered:
         _say(f"note: {result.recovered}")
+    if result.carried:  # what the program added beside its build, carried into the new folder
+        from .patch.folder import describe_carried
+        _say(describe_carried(result.carried))
     if dry_run:
         _say(f"{patch} applies to {target}: the result is exactly the folder it was made from")
     elif result.written:

@@ -35,7 +35,8 @@ def onedir_patch(hello_onedir, hello_v2_onedir, tmp_path_factory):
 
 
 def test_onedir_folder_end_to_end(hello_onedir, hello_v2_onedir, onedir_patch, tmp_path):
-    assert onedir_patch.stat().st_size < 300
+    # 197 bytes of changes and 461 of manifest (the old build's 49 entries: docs/folder-apply.md)
+    assert onedir_patch.stat().st_size < 700
     target = tmp_path / "hello"
     shutil.copytree(hello_onedir, target, symlinks=True)
     shown = json.loads(run_cli("show", "--json", onedir_patch).stdout)

@@ -20,13 +20,18 @@ the target missing and the marker present finishes the second rename.
 
 A running program on Windows cannot rename its own folder; ``swap="per-file"`` then moves the
 changed files in one by one under a journal instead (install/moveaside.py).
+
+A patch with a manifest (patch/manifest.py) names the old build's entries: the target may hold
+more (what the program wrote beside itself), which is carried into the new folder untouched
+(hard links, like unchanged files), unless the new build uses one of those paths.
 """
 from __future__ import annotations
 
 import errno
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import List
 
 from ..delta.engine import Encoder, decode_folder
 from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
@@ -40,6 +45,7 @@ from ..install import moveaside
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, piece_limit
 from ..patchfile.reader import read_patch_file
+from . import manifest as manifests
 from .file import LOCK_WAIT
 from .foldernode import DIR, LINK, FolderContents, check_new_node, node_hash
 from .made import MadePatch, signed
@@ -63,35 +69,72 @@ class FolderApplyResult:
     files_written: int = 0
     files_linked: int = 0
     note: str = ""  # what the apply could not clean up (left under a trash name beside the folder)
+    # Entries the folder held beyond the old build, carried into the new folder untouched (with
+    # any folder of the old build they lie in that the new build dropped), in path order.
+    carried: List[str] = field(default_factory=list)
 
 
-def make_folder_patch(old_dir, new_dir, sign_key=None) -> MadePatch:
-    return signed(_make_folder_patch(old_dir, new_dir), sign_key)
+# How many changed build entries a refusal names (a dry run, ``verify``, names all).
+NAMED_CHANGES = 10
 
 
-def _make_folder_patch(old_dir, new_dir) -> MadePatch:
+def describe_carried(paths: List[str], names: int = 3) -> str:
+    """One line for a person: how many entries were kept, and the first few outermost ones."""
+    kept = set(paths)
+    outer = [p for p in paths if not any(p[:i] in kept for i in range(len(p)) if p[i] == "/")]
+    shown = ", ".join(outer[:names]) + (", ..." if len(outer) > names else "")
+    return f"kept {len(paths)} {'entry' if len(paths) == 1 else 'entries'} not part of the build ({shown})"
+
+
+class _Sums:
+    """The SHA-256 of each child's bytes, computed once (by key: one folder's children only)."""
+
+    def __init__(self) -> None:
+        self.cache: dict = {}
+
+    def __call__(self, child) -> bytes:
+        digest = self.cache.get(child.key)
+        if digest is None:
+            digest = self.cache[child.key] = hashlib.sha256(child.data).digest()
+        return digest
+
+
+def make_folder_patch(old_dir, new_dir, sign_key=None, manifest: bool = True) -> MadePatch:
+    """A patch from the folder ``old_dir`` to ``new_dir``. With ``manifest`` (the default) it
+    lists the old build's entries, so that it applies to a folder holding more (see
+    docs/folder-apply.md); without, only to exactly the old folder."""
+    return signed(_make_folder_patch(old_dir, new_dir, manifest), sign_key)
+
+
+def _make_folder_patch(old_dir, new_dir, with_manifest: bool = True) -> MadePatch:
     with FolderContents(old_dir) as old, FolderContents(new_dir) as new:
         old_node, new_node = old.node(), new.node()
         try:  # what apply would refuse is refused here, naming the folder
             check_new_node(new_node)
         except PyzpatchError as exc:
             raise exc.with_source(str(new_dir))
-        old_size, old_hash = node_hash(old_node)
+        sums = _Sums()
+        old_size, old_hash = node_hash(old_node, sums)
         new_size, new_hash = node_hash(new_node)
         header = Header(old_size=old_size, old_sha256=old_hash, new_size=new_size, new_sha256=new_hash,
                         flags=patchfile.FOLDER)
+        listed = manifests.of_nodes(old_node, new_node, sums) if with_manifest else None
         encoder = Encoder()
         try:
             encoder.node_delta(old_node, new_node, "")
         except FormatError as exc:
             raise exc.with_source(str(new_dir))
         out = encoder.out
-        body = Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit))
+        body = Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit),
+                    None if listed is None else manifests.encode(listed))
         data = patchfile.encode(header, body)
         # Verify before anything is written: decoding must rebuild the new folder exactly.
         header2, body2 = patchfile.decode(data)
         rebuilt = _decode(header2, body2, old_node)
-        if node_hash(rebuilt, _piece_hash) != (new_size, new_hash):
+        listed_ok = listed is None or (
+            manifests.decode(body2.manifest, piece_limit(header2)) == listed
+            and listed.new_paths() == sorted(c.key for c in rebuilt.children))
+        if node_hash(rebuilt, _piece_hash) != (new_size, new_hash) or not listed_ok:
             raise PyzpatchError("internal error: the patch does not rebuild this folder exactly; please "
                                 "report it", source=str(new_dir))
         note = "the two folders are identical" if old_hash == new_hash else None
@@ -243,37 +286,58 @@ def apply_folder_patch(target, patch, dry_run: bool = False, trusted_keys=None,
     if not patch.folder:
         raise PyzpatchError("is a patch for a single file, not for a folder", source=patch.path)
     if dry_run:
-        _stage(target, patch, True, "")
-        return FolderApplyResult(target, False, "")
+        carried = _stage(target, patch, True, "")[3]
+        return FolderApplyResult(target, False, "", carried=carried)
     # One apply at a time beside the folder: each removes what dead applies left there.
     with FolderLock(target, wait=LOCK_WAIT):
         recovered = _recover(target)
-        staging, written, linked = _stage(target, patch, False, recovered)
+        staging, written, linked, carried = _stage(target, patch, False, recovered)
         if staging is None:
-            return FolderApplyResult(target, False, recovered)
+            return FolderApplyResult(target, False, recovered, carried=carried)
         note = ""
         if swap == SWAP_PER_FILE:
             _checkpoint()
             moveaside.move_in_folder(target, staging)
         else:
             note = _swap_folders(target, staging, exchange=swap == SWAP_FOLDER)
-    return FolderApplyResult(target, True, recovered, written, linked, note)
+    return FolderApplyResult(target, True, recovered, written, linked, note, carried)
 
 
 def _stage(target: str, patch, dry_run: bool, recovered: str):
     """Check the target, then build and check the new folder beside it: (staging folder, files
-    written, files linked), or (None, 0, 0) when there is nothing to write."""
+    written, files linked, paths carried), or (None, 0, 0, paths carried) when there is nothing
+    to write."""
     header = patch.header
     if not os.path.isdir(target):
         raise PyzpatchError("no such folder", source=target)
-    with FolderContents(target) as old:
-        old_node = old.node()
-        size, digest = node_hash(old_node)
+    with FolderContents(target) as found:
+        whole = found.node()
+        sums = _Sums()
+        size, digest = node_hash(whole, sums)
         if (size, digest) == (header.new_size, header.new_sha256):
             if recovered:
-                return None, 0, 0
+                return None, 0, 0, []
             raise AlreadyAppliedError("is already the folder this patch produces; nothing to do", source=target)
-        if (size, digest) != (header.old_size, header.old_sha256):
+        listed = None
+        if (size, digest) == (header.old_size, header.old_sha256):
+            old_node, extras = whole, []
+        elif patch.has_manifest:
+            listed = _read_manifest(patch, size)
+            old_node, extras = _split(whole, set(listed.paths))
+            if node_hash(old_node, sums) != (header.old_size, header.old_sha256):
+                now, kept = _split(whole, set(listed.new_paths()))
+                if node_hash(now, sums) == (header.new_size, header.new_sha256):
+                    if recovered:
+                        return None, 0, 0, [c.key for c in kept]
+                    raise AlreadyAppliedError(f"is already the folder this patch produces (with {len(kept)} "
+                                              "entries not part of the build); nothing to do", source=target)
+                raise PyzpatchError(_changed(listed, whole, sums, dry_run), source=target)
+            # Before the body: a path the new build uses that the program took is refused at once.
+            new_paths = set(listed.new_paths())
+            for child in extras:
+                if child.key in new_paths:
+                    raise PyzpatchError(_clash(child.key, child.key), source=target)
+        else:
             raise PyzpatchError("is not the folder the patch was made from (its contents, names or modes "
                                 "differ)", source=target)
         # Only now, with the folder the patch names, is its body worth decompressing.
@@ -281,21 +345,27 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
         try:
             new_node = _decode(header, body, old_node)
             check_new_node(new_node)
+            if listed is not None and listed.new_paths() != sorted(c.key for c in new_node.children):
+                raise PyzpatchError("its manifest does not list the entries its operations make")
         except PyzpatchError as exc:
             raise exc.with_source(patch.path)
         if node_hash(new_node, _piece_hash) != (header.new_size, header.new_sha256):
             raise PyzpatchError("applying it gives a different folder than the one it was made from",
                                 source=patch.path)
+        carried = _carried(new_node, whole, extras, target)
+        carried_keys = [c.key for c in carried]
         if dry_run:
-            return None, 0, 0
+            return None, 0, 0, carried_keys
         staging = hidden(target, NEW)
-        old_owners = {e.path: e.owner for e in old.entries}
+        old_owners = {e.path: e.owner for e in found.entries}
         try:
-            written, linked, to_finish = _build_staging(staging, old.root, old_node, new_node)
+            written, linked, to_finish = _build_staging(staging, found.root, old_node, new_node)
+            to_finish += _carry(staging, found.root, carried)
             # Checked as written, with the modes it is about to get (a folder of mode 000 could
-            # not be read back once it has its mode).
+            # not be read back once it has its mode); what was carried is not the patch's.
             with FolderContents(staging) as staged:
-                if node_hash(_with_modes(staged.node(), new_node))[1] != header.new_sha256:
+                if node_hash(_with_modes(_without(staged.node(), set(carried_keys)), new_node))[1] \
+                        != header.new_sha256:
                     raise PyzpatchError("the new folder written to disk does not match the patch", source=staging)
             _finish_staging(staging, target, old_owners, new_node, to_finish)
         except OSError as exc:
@@ -304,7 +374,112 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
         except BaseException:
             _discard(staging, target)
             raise
-    return staging, written, linked
+    return staging, written, linked, carried_keys
+
+
+def _read_manifest(patch, base_size: int) -> manifests.Manifest:
+    try:
+        data = patch.manifest(base_size=base_size)
+        return manifests.decode(data, piece_limit(patch.header))
+    except PyzpatchError as exc:
+        raise exc.with_source(patch.path)
+
+
+def _split(node: Node, keys: set) -> tuple:
+    """(``node`` with only the children in ``keys``, the other children)."""
+    inside = [c for c in node.children if c.key in keys]
+    return Node(node.kind, node.meta, inside), [c for c in node.children if c.key not in keys]
+
+
+def _without(node: Node, keys: set) -> Node:
+    return Node(node.kind, node.meta, [c for c in node.children if c.key not in keys])
+
+
+def _changed(listed: manifests.Manifest, whole: Node, sums, everything: bool) -> str:
+    """The refusal of a folder whose build entries differ from the patch's old build, naming
+    them (at most NAMED_CHANGES unless ``everything``)."""
+    found = manifests.differences(listed, whole, sums)
+    if not found:
+        return ("is not the folder the patch was made from (its build's entries differ, in a way their "
+                "short digests do not show)")
+    shown = found if everything else found[:NAMED_CHANGES]
+    more = f"; and {len(found) - len(shown)} more (verify names all)" if len(found) > len(shown) else ""
+    return (f"is not the folder the patch was made from: {len(found)} of the build's entries "
+            f"{'differs' if len(found) == 1 else 'differ'}: {'; '.join(shown)}{more}")
+
+
+def _clash(key: str, used: str) -> str:
+    where = "that path" if key == used else f"{used!r}"
+    return (f"holds {key!r}, which is not part of the build the patch was made from, but the new "
+            f"version uses {where}; move it away and apply again")
+
+
+def _parents(key: str):
+    """The folders a relative path lies in, outermost first."""
+    parts = key.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _carried(new_node: Node, whole: Node, extras: list, target: str) -> list:
+    """What is carried into the new folder: ``extras``, and every folder of the old build they
+    lie in that the new build no longer has. Refused, naming the entry, if the new build uses
+    one of those paths, puts anything inside one, or has a file or link where one of their
+    folders is; and if a carried link, resolved with the new folder's, would lead outside."""
+    if not extras:
+        return []
+    new_kinds = {c.key: c.attrs[0] for c in new_node.children}
+    by_key = {c.key: c for c in whole.children}
+    carried = {c.key: c for c in extras}
+    for child in extras:
+        if child.key in new_kinds:
+            raise PyzpatchError(_clash(child.key, child.key), source=target)
+        for parent in _parents(child.key):
+            if parent in new_kinds:
+                if new_kinds[parent] != DIR:
+                    raise PyzpatchError(_clash(child.key, parent), source=target)
+            elif parent not in carried:
+                carried[parent] = by_key[parent]  # a build folder the new build drops
+    for key in new_kinds:
+        for parent in _parents(key):
+            if parent in carried:
+                raise PyzpatchError(_clash(parent, key), source=target)
+    together = Node(new_node.kind, new_node.meta, list(new_node.children) + list(carried.values()))
+    try:
+        check_new_node(together)
+    except PyzpatchError as exc:
+        raise PyzpatchError(f"{exc.problem} (with what the folder holds beyond the build, which would be kept)",
+                            source=target) from None
+    return sorted(carried.values(), key=lambda c: c.key)
+
+
+def _carry(staging: str, old_root: str, carried: list) -> list:
+    """Put the carried entries into ``staging``: files as hard links to the old ones (the same
+    inode: a log the program is still writing keeps growing in the new folder), copies where
+    links are impossible; folders and links made anew. Returns what ``_finish_staging`` must
+    give modes and owners (folders, and files copied), like ``_build_staging``."""
+    to_finish = []
+    for child in carried:
+        kind, mode, link_target = child.attrs
+        path = os.path.join(staging, *child.key.split("/"))
+        _checkpoint()
+        if kind == DIR:
+            os.mkdir(path, 0o700)
+            to_finish.append((path, child.key, mode, True))
+        elif kind == LINK:
+            os.symlink(link_target, path)
+        else:
+            try:
+                os.link(os.path.join(old_root, *child.key.split("/")), path, follow_symlinks=False)
+                continue
+            except OSError:
+                pass  # another file system or no hard links: copy instead
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(child.data)
+                fp.flush()
+                os.fsync(fp.fileno())
+            to_finish.append((path, child.key, mode, False))
+    return to_finish
 
 
 def _with_modes(staged: Node, new_node: Node) -> Node:
