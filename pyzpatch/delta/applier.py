@@ -36,8 +36,11 @@ from .wire import resolve_value
 
 
 class Applier:
-    def __init__(self, size_limit: int, budget: Optional[int] = None):
+    def __init__(self, size_limit: int, budget: Optional[int] = None, reproduced: Optional[dict] = None):
         self.size_limit = size_limit
+        # make's check only: content make itself re-compressed and compared with the stored
+        # bytes (recompress.reproduced_key -> those bytes); never given when applying a patch.
+        self.reproduced = reproduced
         # Bytes applying may still allocate: what the body and the plan left of the budget.
         self.budget = size_limit if budget is None else budget
         # Decompressed bytes this machine re-compressed: the only part of the result whose
@@ -132,6 +135,10 @@ class Applier:
         content = materialize(new_content)
         self._charge(len(content), plan.end)  # the compressed copy is at most about this long
         self.recompressed += len(content)
+        if self.reproduced:
+            known = self.reproduced.get(recompress.reproduced_key(plan.compression, plan.params, content))
+            if known is not None:
+                return known, plan.compression, len(content)
         return recompress.compress(content, plan.compression, plan.params), plan.compression, len(content)
 
     # -- containers ----------------------------------------------------------------------

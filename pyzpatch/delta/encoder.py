@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import lzma
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -44,6 +45,7 @@ from .codes import (
     SPLICE,
     STRUCT,
 )
+from .estimate import WholeFileEstimate
 from .permutations import order_runs, permutation_bytes, rank_permutation
 from .wire import Writer
 
@@ -52,6 +54,14 @@ _SPLICE_MAX_RUNS = 256
 _MERGE_GAP = 8  # equal bytes between two changed runs cheaper to resend than to skip
 _ESTIMATE_LIMIT = 4 * 1024 * 1024  # above this, pick bsdiff vs literal without compressing both
 _ORDER_NAMES = {ORDER_RANK: "a rank", ORDER_RUNS: "runs", ORDER_LIST: "a list"}
+# Compressed children of one container whose decompressing and settings search run on a second
+# thread (zlib releases the GIL) while this one encodes: only where they hold this many stored
+# bytes, at most _AHEAD children and _AHEAD_BYTES stored bytes ahead of the one being encoded
+# (bounds the memory held).
+_PARALLEL_BYTES = 512 * 1024
+_AHEAD = 8
+_AHEAD_BYTES = 4 * 1024 * 1024
+
 
 
 @dataclass
@@ -196,6 +206,13 @@ class Encoder:
         self.depth = 0  # containers opened around the current position
         # Why bytes that changed were diffed as bytes, by path ("" is the whole file).
         self.unstructured: Dict[str, str] = {}
+        # What a whole-file diff would at least cost (see estimate.py), from the compressed
+        # parts that changed; parts inside such a part (``_hidden``) are covered by it.
+        self.estimate = WholeFileEstimate()
+        self._hidden = 0
+        # Content that make checked re-compresses to exactly these stored bytes, by
+        # ``reproduced_key``: make's own check of the patch need not compress it again.
+        self.reproduced: Dict[tuple, object] = {}
 
     # -- bytes ---------------------------------------------------------------------------
 
@@ -278,8 +295,10 @@ class Encoder:
 
     # -- children ------------------------------------------------------------------------
 
-    def child_delta(self, old: Optional[Child], new: Child, path: str, donors: Optional[dict] = None) -> Choice:
-        """Encode one child; ``donors`` maps removed siblings' bytes to them (for renames)."""
+    def child_delta(self, old: Optional[Child], new: Child, path: str, donors: Optional[dict] = None,
+                    prepared=None) -> Choice:
+        """Encode one child; ``donors`` maps removed siblings' bytes to them (for renames);
+        ``prepared``: what ``_prepare`` found for it already (on another thread)."""
         ops = self.out.ops
         ops.uint(COMPRESSIONS.index(new.compression))
         if old is not None and same_bytes(old.data, new.data):
@@ -291,18 +310,27 @@ class Encoder:
             ops.text(donor.key)
             return Choice(encodings.COPY, f"copy: the stored bytes of removed {donor.key}", source=donor.key)
         stored = ""  # why the stored bytes of a compressed child are diffed as they are
+        if new.compression and not self._hidden:
+            if old is not None:
+                self.estimate.changed(old.data, new.data)
+            else:
+                self.estimate.added(new.data)
         if new.compression:
-            try:
-                new_content = child_content(new, path)
-                params = recompress.find_params(new_content, new.data, new.compression, new.level_hint)
-                old_content = child_content(old, path) if old is not None else b""
-            except FormatError as exc:
+            found = prepared if prepared is not None else _prepare(old, new, path)
+            if isinstance(found, FormatError):
                 params = None
-                stored = f"; stored bytes diffed: cannot decompress ({exc.problem})"
+                stored = f"; stored bytes diffed: cannot decompress ({found.problem})"
+            else:
+                new_content, params, old_content = found
             if params is not None:
                 ops.uint(RECOMPRESS)
                 ops.uint(params.pack())
-                inner = self.data_delta(old_content, new_content, path)
+                self.reproduced[recompress.reproduced_key(new.compression, params, new_content)] = new.data
+                self._hidden += 1
+                try:
+                    inner = self.data_delta(old_content, new_content, path)
+                finally:
+                    self._hidden -= 1
                 return Choice(encodings.RECOMPRESS, f"recompressed: {_settings(new.compression, params)} "
                               f"reproduces the stored bytes; {inner.reason}", inner=inner.encoding)
             stored = stored or "; stored bytes diffed: no zlib settings reproduce them"
@@ -342,6 +370,19 @@ class Encoder:
 
         added = [i for i, c in enumerate(new.children) if c.key not in kept_index]
         donors = {bytes(c.data): c for c in removed} if added else {}
+        changed = []
+        for child in new.children:
+            old_child = kept[kept_index[child.key]] if child.key in kept_index else None
+            if old_child is not None and (old_child.attrs != child.attrs or not same_bytes(old_child.data, child.data)):
+                changed.append((old_child, child))
+        # Compressed children to decompress and search settings for, in the order they are
+        # encoded below: a second thread does that ahead of this one.
+        work = [(None, new.children[i], f"{path}/{new.children[i].key}") for i in added
+                if not (donors and len(new.children[i].data) and bytes(new.children[i].data) in donors)]
+        work += [(o, c, f"{path}/{c.key}") for o, c in changed if not same_bytes(o.data, c.data)]
+        work = [w for w in work if w[1].compression]
+        prepared = _prepared_ahead(work)
+
         ops.uint(len(added))
         prev = 0
         for i in added:
@@ -350,21 +391,18 @@ class Encoder:
             prev = i
             self.write_key(new.kind, child.key)
             ops.value(child.attrs)
-            choice = self.child_delta(None, child, f"{path}/{child.key}", donors)
-            self.changes.append(choice.change(f"{path}/{child.key}", "added", new_size=len(child.data)))
+            child_path = f"{path}/{child.key}"
+            choice = self.child_delta(None, child, child_path, donors, prepared.get(child_path))
+            self.changes.append(choice.change(child_path, "added", new_size=len(child.data)))
 
-        changed = []
-        for child in new.children:
-            old_child = kept[kept_index[child.key]] if child.key in kept_index else None
-            if old_child is not None and (old_child.attrs != child.attrs or not same_bytes(old_child.data, child.data)):
-                changed.append((old_child, child))
         ops.uint(len(changed))
         for old_child, child in changed:
             self.write_key(new.kind, child.key)
             ops.value_delta(old_child.attrs, child.attrs)
             child_path = f"{path}/{child.key}"
-            choice = self.child_delta(old_child, child, child_path)
+            choice = self.child_delta(old_child, child, child_path, prepared=prepared.get(child_path))
             self.changes.append(choice.change(child_path, "changed", len(old_child.data), len(child.data)))
+        prepared.close()
 
     def order_delta(self, order: List[int]) -> Optional[str]:
         """Encode the new order of the kept children; return why it was encoded as it was, or
@@ -412,3 +450,61 @@ class Encoder:
         if code == ORDER_LIST:
             why += f": too many to rank (more than {MAX_RANKED})"
         return why
+
+
+def _prepare(old: Optional[Child], new: Child, path: str):
+    """A compressed child's (new content, settings that re-compress it or None, old content),
+    or the FormatError that kept it from being decompressed."""
+    try:
+        new_content = child_content(new, path)
+        params = recompress.find_params(new_content, new.data, new.compression, new.level_hint)
+        old_content = child_content(old, path) if old is not None else b""
+    except FormatError as exc:
+        return exc
+    return new_content, params, old_content
+
+
+class _Ahead:
+    """``_prepare`` of each (old, new, path) in ``work``, on a second thread, at most ``_AHEAD``
+    children ahead of the one asked for with ``get(path)`` (asked in order)."""
+
+    def __init__(self, work) -> None:
+        self.work = work
+        self.next = 0
+        self.pending: Dict[str, tuple] = {}  # path -> (future, stored bytes)
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pyzpatch-prepare")
+
+    def _fill(self) -> None:
+        while self.next < len(self.work) and (len(self.pending) < 2 or (
+                len(self.pending) < _AHEAD and sum(n for _, n in self.pending.values()) < _AHEAD_BYTES)):
+            old, new, path = self.work[self.next]
+            self.pending[path] = (self.pool.submit(_prepare, old, new, path), len(new.data))
+            self.next += 1
+
+    def get(self, path: str):
+        self._fill()
+        future, _ = self.pending.pop(path, (None, 0))
+        if future is None:
+            return None
+        result = future.result()
+        self._fill()
+        return result
+
+    def close(self) -> None:
+        for future, _ in self.pending.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+
+class _NotAhead:
+    def get(self, path: str):
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _prepared_ahead(work):
+    if sum(len(new.data) for _, new, _ in work) < _PARALLEL_BYTES:
+        return _NotAhead()
+    return _Ahead(work)

@@ -52,12 +52,13 @@ def body_size(body) -> int:
     return len(body.ops) + len(body.diff) + len(body.lit)
 
 
-def decode_file(body, old, limit: int) -> Decoded:
-    """The new file that ``body`` makes of the old file's bytes ``old``."""
+def decode_file(body, old, limit: int, reproduced: Optional[dict] = None) -> Decoded:
+    """The new file that ``body`` makes of the old file's bytes ``old``. ``reproduced``: make's
+    own check passes what its encoder re-compressed already (``Encoder.reproduced``)."""
     reader = PlanReader(body.ops, body.diff, body.lit, limit, limit - body_size(body))
     plan = reader.bytes_plan()
     reader.finish()
-    applier = Applier(limit, reader.budget_left)
+    applier = Applier(limit, reader.budget_left, reproduced)
     result = applier.bytes(plan, old, "")
     return Decoded(result, applier.recompressed)
 

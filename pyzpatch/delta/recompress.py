@@ -7,6 +7,7 @@ first output block, because output is compared as it is produced.
 """
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -44,6 +45,13 @@ def compress(content, compression: str, params: Params) -> bytes:
     comp = zlib.compressobj(params.level, zlib.DEFLATED, _wbits(compression, params.window_bits),
                             params.mem_level, params.strategy)
     return comp.compress(content) + comp.flush()
+
+
+def reproduced_key(compression: str, params: Params, content) -> tuple:
+    """The name under which ``make`` remembers that ``params`` re-compress ``content`` to stored
+    bytes it checked (``Encoder.reproduced``), so its check of the finished patch can take those
+    bytes instead of compressing the same content with the same settings again."""
+    return compression, params.pack(), len(content), hashlib.sha256(content).digest()
 
 
 def _reproduces(content: memoryview, stored: memoryview, compression: str, params: Params) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
@@ -34,9 +35,12 @@ from ..patchfile.reader import read_patch_file
 from .foldernode import NODE_KIND as FOLDER_KIND
 from .made import MadePatch, signed
 
-# A structural patch larger than this (and than 2% of the new file) is compared with a
-# whole-file diff, and the smaller one is kept.
+# A structural patch larger than this (and than 2% of the new file) is compared with what a
+# whole-file diff would cost; below it, the structure won by far wherever it was measured.
 _FALLBACK_CHECK_BYTES = 64 * 1024
+# How much larger than a whole-file bsdiff4 a structural patch may be before the whole-file diff
+# is kept instead.
+_FALLBACK_SLACK = 1024
 
 
 @dataclass
@@ -50,13 +54,16 @@ class ApplyResult:
 
 
 def _encode(old, new, whole_file: bool):
+    """(body, changes, why structure was not used, the encoder)."""
     encoder = Encoder()
     if whole_file:
         encoder.bytes_delta(old, new)
     else:
         encoder.data_delta(old, new, "")
-    out = encoder.out
-    return Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit)), encoder.changes, encoder.unstructured.get("")
+    out, encoder.out = encoder.out, None  # the streams are held once: in the body
+    body = Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit))
+    del out
+    return body, encoder.changes, encoder.unstructured.get(""), encoder
 
 
 def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
@@ -66,36 +73,57 @@ def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
 
 
 def _make_patch(old_path, new_path) -> MadePatch:
-    with FileBytes(old_path) as old, FileBytes(new_path) as new:
-        header = Header(old_size=len(old), old_sha256=patchfile.sha256_of(old.data),
-                        new_size=len(new), new_sha256=patchfile.sha256_of(new.data))
+    """Work that splits runs on a second thread (hashing, the content digest, compressing the
+    body while the patch is checked); see docs/patch-format.md, "How make chooses"."""
+    with FileBytes(old_path) as old, FileBytes(new_path) as new, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyzpatch-make") as pool:
+        hashes = pool.submit(lambda: (patchfile.sha256_of(old.data), patchfile.sha256_of(new.data)))
         old_py, new_py = executable.python_version(old.data), executable.python_version(new.data)
         note = None
         if old_py and new_py and old_py != new_py:
             note = (f"built with different Pythons ({old_py // 100}.{old_py % 100} and "
                     f"{new_py // 100}.{new_py % 100}): used a whole-file diff")
+        # The content digest (structural patches only) while the encoder works. None where the
+        # content is beyond what apply's budget lets it read.
+        digest = pool.submit(content_digest, new.data, budget=memory_budget(len(new))) if note is None else None
         try:
-            body, changes, why_not = _encode(old.data, new.data, whole_file=note is not None)
+            body, changes, why_not, encoder = _encode(old.data, new.data, whole_file=note is not None)
         except FormatError as exc:
             raise exc.with_source(str(new_path))
+        old_sha, new_sha = hashes.result()
+        header = Header(old_size=len(old), old_sha256=old_sha, new_size=len(new), new_sha256=new_sha)
         structural = body.ops[:1] in (bytes([STRUCT]), bytes([SAME]))
         if body.ops[:1] == bytes([SAME]):
             note = "the two files are identical"
         elif not structural and note is None:
             note = _why_whole_file(new.data, why_not)
         if structural:
-            # None (no digest) where the content is beyond what apply's budget lets it read.
-            header.content_digest = content_digest(new.data, budget=memory_budget(len(new)))
-        data = patchfile.encode(header, body)
-        if structural and len(data) > max(_FALLBACK_CHECK_BYTES, len(new) // 50):
-            whole_body, _, _ = _encode(old.data, new.data, whole_file=True)
-            whole_header = Header(header.old_size, header.old_sha256, header.new_size, header.new_sha256)
-            whole = patchfile.encode(whole_header, whole_body)
-            if len(whole) < len(data):
-                data, header, changes, structural = whole, whole_header, [], False
-                note = "the parts changed too much for structure to help: used a whole-file diff"
-        _verify_in_memory(data, old.data, str(new_path))
-        return MadePatch(data=data, header=header, changes=changes, structural=structural, note=note)
+            header.content_digest = digest.result()
+        # Compressed once, on the second thread, while this one checks the body.
+        data = pool.submit(patchfile.encode, header, body)
+        _verify_body(header, body, old.data, str(new_path), encoder.reproduced)
+        threshold = max(_FALLBACK_CHECK_BYTES, len(new) // 50)
+        # Asked (still while the body compresses) wherever the patch may come out above it.
+        bound = encoder.estimate.lower_bound() if structural and len(body.ops) + len(body.diff) + len(body.lit) > threshold else None
+        data = _verified_encoding(data.result(), header, body, str(new_path))
+        whole_file = None
+        if structural and len(data) > threshold:
+            if bound is None:
+                bound = encoder.estimate.lower_bound()
+            whole_file = {"estimate": bound, "checked": len(data) > bound + _FALLBACK_SLACK, "whole_size": None}
+            if whole_file["checked"]:
+                # The estimate cannot rule a whole-file diff out: make one and keep the smaller.
+                whole_body, _, _, _ = _encode(old.data, new.data, whole_file=True)
+                whole_header = Header(header.old_size, header.old_sha256, header.new_size, header.new_sha256)
+                whole = pool.submit(patchfile.encode, whole_header, whole_body)
+                _verify_body(whole_header, whole_body, old.data, str(new_path))
+                whole = _verified_encoding(whole.result(), whole_header, whole_body, str(new_path))
+                whole_file["whole_size"] = len(whole)
+                if len(whole) < len(data):
+                    data, header, changes, structural = whole, whole_header, [], False
+                    note = "the parts changed too much for structure to help: used a whole-file diff"
+        return MadePatch(data=data, header=header, changes=changes, structural=structural, note=note,
+                         whole_file=whole_file)
 
 
 def _why_whole_file(new, why_not: Optional[str]) -> str:
@@ -108,17 +136,32 @@ def _why_whole_file(new, why_not: Optional[str]) -> str:
     return f"structure not used ({why_not}): used a whole-file diff"
 
 
-def _verify_in_memory(data: bytes, old, new_name: str) -> None:
-    header, body = patchfile.decode(data)
-    piece, _, _ = _decode(header, body, old)
+def _verify_body(header: Header, body: Body, old, new_name: str, reproduced=None) -> None:
+    """Apply ``body`` to ``old`` in memory, as ``apply`` will, and compare the result with the
+    new file's size and SHA-256. ``reproduced``: content the encoder re-compressed and compared
+    with its stored bytes already (the same zlib, the same settings), taken as those bytes."""
+    decoded = decode_file(body, old, piece_limit(header), reproduced)
     h = hashlib.sha256()
     size = 0
-    for chunk in flatten([piece]):
+    for chunk in flatten([decoded.result]):
         h.update(chunk)
         size += len(chunk)
     if size != header.new_size or h.digest() != header.new_sha256:
         raise PyzpatchError("internal error: the patch does not rebuild this file exactly; "
                             "please report it with both files", source=new_name)
+
+
+def _verified_encoding(data: bytes, header: Header, body: Body, new_name: str) -> bytes:
+    """``data``, once reading it back gives ``header`` and ``body`` exactly (with
+    ``_verify_body``, the patch as written rebuilds the new file)."""
+    got_header, got = patchfile.decode(data)
+    named = ("old_size", "old_sha256", "new_size", "new_sha256", "content_digest")
+    streams = ("ops", "diff", "lit")
+    if (any(getattr(got_header, k) != getattr(header, k) for k in named)
+            or any(patchfile.sha256_of(getattr(got, k)) != patchfile.sha256_of(getattr(body, k)) for k in streams)):
+        raise PyzpatchError("internal error: the patch file does not read back as written; "
+                            "please report it with both files", source=new_name)
+    return data
 
 
 def _decode(header: Header, body: Body, old):

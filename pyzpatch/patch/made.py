@@ -15,6 +15,10 @@ class MadePatch:
     changes: List[Change]
     structural: bool
     note: Optional[str] = None  # why a whole-file diff was used, if it was
+    # For a large structural patch: make's estimate of the least a whole-file bsdiff4 patch would
+    # take ("estimate", bytes), and whether a real one was made to compare ("checked", with its
+    # size as "whole_size"); None when the patch was small enough not to ask.
+    whole_file: Optional[dict] = None
 
 
 def signed(made: MadePatch, sign_key) -> MadePatch:
