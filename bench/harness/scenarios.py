@@ -259,6 +259,42 @@ def dependency():
                                "--exclude-module", "PIL", "--exclude-module", "numpy"))
 
 
+# The dependency-added scenario: the two-file hello program becomes one that also imports
+# requests and rich (rich at the dependency scenario's new version, with the same pinned
+# dependencies; requests and its dependencies pinned here), each given as --paths and
+# PYTHONPATH as in pip_app, so the build does not depend on site-packages.
+DEPADD_REQUESTS = ("requests==2.32.3", "urllib3==2.2.3", "idna==3.10", "certifi==2024.8.30",
+                   "charset-normalizer==3.4.0")
+
+DEPADD_PROG = '''\
+import mod1
+import requests
+from rich.console import Console
+from rich.table import Table
+
+mod1.hello()
+session = requests.Session()
+request = session.prepare_request(requests.Request("GET", "https://example.org/", params={"q": "pyzpatch"}))
+table = Table(title="dependency added")
+table.add_column("what")
+table.add_column("value")
+table.add_row("requests", requests.__version__)
+table.add_row("url", request.url)
+Console(width=60, color_system=None).print(table)
+'''
+
+
+def dependency_added():
+    dirs = [str(pip_target("%s-%s" % (DEP_PACKAGE, DEP_NEW), ["%s==%s" % (DEP_PACKAGE, DEP_NEW)])),
+            str(pip_target("%s-shared-deps" % DEP_PACKAGE, DEP_SHARED)),
+            str(pip_target("requests-stack", DEPADD_REQUESTS))]
+    args = tuple(x for d in dirs for x in ("--paths", d)) + (
+        "--exclude-module", "IPython", "--exclude-module", "PIL", "--exclude-module", "numpy")
+    new = variant(HELLO_APP, {"prog.py": DEPADD_PROG})
+    return (BuildSpec(HELLO_APP, "hello"),
+            BuildSpec(new, "hello", args, {"PYTHONPATH": os.pathsep.join(dirs)}))
+
+
 def unchanged():
     return (BuildSpec(BIGAPP_APP, "bigapp"),
             BuildSpec(BIGAPP_APP, "bigapp", env={"PYZPATCH_BENCH_REBUILD": "2"}))

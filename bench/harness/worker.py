@@ -98,7 +98,8 @@ def op_make(old, new, patch_out):
     t0 = time.perf_counter()
     made = make_patch(old, new)
     seconds = time.perf_counter() - t0
-    return dict(_made(made, seconds, patch_out), structural=bool(made.structural))
+    return dict(_made(made, seconds, patch_out), structural=bool(made.structural),
+                whole_file=getattr(made, "whole_file", None))
 
 
 def op_folder_make(old_dir, new_dir, patch_out):
