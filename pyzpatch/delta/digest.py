@@ -8,11 +8,12 @@ device re-compressed a changed module differently): such a result is still the s
 from __future__ import annotations
 
 import hashlib
+import zlib
 from typing import Optional
 
 from ..errors import FormatError
 from ..formats import registry
-from ..formats.node import child_content
+from ..formats.node import DEFLATE, child_content
 
 _MAX_DEPTH = 6
 DIGEST_SIZE = 8  # bytes of the SHA-256 a patch header keeps
@@ -42,6 +43,43 @@ def _spend(left: list, size: int) -> None:
             raise _OverBudget()
 
 
+# A part declaring at least this much content is inflated into one buffer of that size, a piece
+# at a time (``inflate`` in one call holds its output twice for a moment: 46 MB for libpython).
+_IN_PLACE = 4 * 1024 * 1024
+_PIECE = 1024 * 1024
+_PIECE_IN = 64 * 1024
+
+
+def _inflate_in_place(child) -> bytearray:
+    """``child``'s content, exactly its declared size (already charged), in one buffer; a
+    FormatError if the stream is corrupt, ends early, or holds more. Input goes in by pieces
+    too (a decompressor keeps what it could not take as a copy)."""
+    size = child.content_size
+    out = bytearray(size)
+    pos = 0
+    inflater = zlib.decompressobj(-15 if child.compression == DEFLATE else 15)
+    view = memoryview(child.data)
+    try:
+        for start in range(0, len(view), _PIECE_IN):
+            data = view[start:start + _PIECE_IN]
+            while data and not inflater.eof:
+                piece = inflater.decompress(data, _PIECE)
+                data = inflater.unconsumed_tail
+                if pos + len(piece) > size:
+                    raise FormatError(child.key, f"decompresses to more than the declared {size} bytes")
+                out[pos:pos + len(piece)] = piece
+                pos += len(piece)
+            if inflater.eof:
+                if start + _PIECE_IN < len(view) or inflater.unused_data:
+                    raise FormatError(child.key, "stray bytes after the compressed data")
+                break
+    except zlib.error as exc:
+        raise FormatError(child.key, f"compressed data is corrupt ({exc})") from None
+    if not inflater.eof or pos != size:
+        raise FormatError(child.key, "compressed data does not hold exactly its declared size")
+    return out
+
+
 def _walk(buf, h, depth: int, left: list) -> None:
     _spend(left, len(buf))  # parsing and hashing it reads it once
     found = registry.open_any_node(buf) if depth < _MAX_DEPTH else registry.Recognition()
@@ -59,7 +97,10 @@ def _walk(buf, h, depth: int, left: list) -> None:
             if child.content_size is not None:
                 _spend(left, child.content_size)
             try:
-                content = child_content(child, child.key, max_size=None if left[0] < 0 else left[0])
+                if child.content_size is not None and child.content_size >= _IN_PLACE:
+                    content = _inflate_in_place(child)
+                else:
+                    content = child_content(child, child.key, max_size=None if left[0] < 0 else left[0])
             except FormatError:  # corrupt or over the budget: no digest to compare with
                 raise _OverBudget() from None
             if child.content_size is None:

@@ -27,9 +27,25 @@ class Executable:
     tail: bytes
 
 
+_RFIND_WINDOW = 1024 * 1024
+
+
 def _rfind(buf, needle: bytes) -> int:
     finder = getattr(buf, "rfind", None)  # bytes and mmap scan in C; a memoryview cannot
-    return finder(needle) if finder else bytes(buf).rfind(needle)
+    if finder:
+        return finder(needle)
+    # A memoryview (a part of a mapped file): copied a window at a time from the end, never whole.
+    view = memoryview(buf)
+    end = len(view)
+    while end >= len(needle):
+        start = max(0, end - _RFIND_WINDOW)
+        found = bytes(view[start:end]).rfind(needle)
+        if found != -1:
+            return start + found
+        if start == 0:
+            break
+        end = start + len(needle) - 1  # a match across the window's start
+    return -1
 
 
 def find_cookie(buf) -> int:
