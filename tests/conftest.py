@@ -288,6 +288,16 @@ BUILD_FIXTURES = frozenset({
 })
 
 
+def pytest_sessionstart(session):
+    """Compile pyzpatch's modules once. Where PYTHONDONTWRITEBYTECODE is set (this machine's
+    environment sets it), every pyzpatch process a test starts would otherwise compile them from
+    source again: 0.14 s of CPU a process (0.41 s against 0.27 s for ``import pyzpatch.cli``),
+    over the suite's hundreds of processes. Imports still read a compiled file when the variable
+    is set; it only stops them writing one. Each xdist worker runs this too: it is idempotent."""
+    import compileall
+    compileall.compile_dir(str(REPO / "pyzpatch"), quiet=1)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if BUILD_FIXTURES.intersection(getattr(item, "fixturenames", ())):
