@@ -2,6 +2,8 @@
 
 Every failure a user can cause surfaces as a ``PyzpatchError`` whose ``str()`` is one line
 naming the file and the problem, so the CLI can print it and exit non-zero without a traceback.
+Its subclasses say what kind of failure it is (wrong base, corrupt patch, signature, file
+access...); the command line maps each kind to an exit code in one table (cli.py, docs/cli.md).
 """
 from __future__ import annotations
 
@@ -26,7 +28,12 @@ class PyzpatchError(Exception):
         return f"{self.source}: {self.problem}" if self.source else self.problem
 
 
-class FormatError(PyzpatchError):
+class CorruptError(PyzpatchError):
+    """A patch (or an archive read as input) that is corrupt, malformed, or of a format or
+    version this pyzpatch does not read; also a patch whose result is not what it declares."""
+
+
+class FormatError(CorruptError):
     """Bytes that do not form a valid archive of the kind expected.
 
     ``field`` names the structure that is wrong (``"CArchive cookie"``, ``"PYZ TOC entry 3"``),
@@ -50,3 +57,18 @@ class NotFoundError(PyzpatchError):
 class AlreadyAppliedError(PyzpatchError):
     """The target already is what the patch produces: nothing to do (not a failure for a
     program that checks for updates, which is why it has its own type)."""
+
+
+class WrongBaseError(PyzpatchError):
+    """The target is not the file or folder the patch was made from (another version, or one
+    changed since), or holds something the new version needs the place of."""
+
+
+class SignatureError(PyzpatchError):
+    """A patch refused by its signature (unsigned, signed by a key not trusted, altered after
+    signing), or a key file that holds no usable key."""
+
+
+class FileAccessError(PyzpatchError):
+    """A file or folder that cannot be read or written: missing, not a regular file, no
+    permission, disk full, or any other refusal of the operating system."""

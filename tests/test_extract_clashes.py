@@ -17,7 +17,8 @@ PYMAGIC = b"\xa7\r\r\n"
 
 
 def one_line_failure(result, *names) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
+    # 7 where something on disk is in the way (docs/cli.md), 1 where the archive's own names clash
+    assert result.returncode in (1, 7), (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -7,7 +7,7 @@ import os
 import tempfile
 from typing import Iterable, List, Optional
 
-from ..errors import PyzpatchError
+from ..errors import CorruptError, FileAccessError
 from . import siblings
 from .durable import remove_quietly
 from .faults import checkpoint
@@ -38,7 +38,7 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
     try:
         fd, tmp = tempfile.mkstemp(prefix=siblings.temporary_prefix(path), suffix=siblings.TMP, dir=directory)
     except OSError as exc:
-        raise PyzpatchError(f"cannot write beside it: {exc.strerror or exc}", source=os.fspath(path)) from None
+        raise FileAccessError(f"cannot write beside it: {exc.strerror or exc}", source=os.fspath(path)) from None
     hasher = BackgroundHash()
     size = 0
     try:
@@ -49,7 +49,7 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
                 checkpoint()
                 size += len(chunk)
                 if limit is not None and size > limit:
-                    raise PyzpatchError(f"the patch produces more than the {limit} bytes it declares")
+                    raise CorruptError(f"the patch produces more than the {limit} bytes it declares")
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= _WRITE_BLOCK:
@@ -69,7 +69,7 @@ def write_file_atomically(path, chunks: Iterable, mode: Optional[int] = None, li
     except OSError as exc:
         hasher.stop()
         remove_quietly(tmp)
-        raise PyzpatchError(f"cannot write the new file: {exc.strerror or exc}", source=tmp) from None
+        raise FileAccessError(f"cannot write the new file: {exc.strerror or exc}", source=tmp) from None
     except BaseException:
         hasher.stop()
         remove_quietly(tmp)

@@ -18,7 +18,7 @@ import stat
 import sys
 from typing import Dict, Iterable, List, Tuple
 
-from ..errors import PyzpatchError
+from ..errors import FileAccessError, PyzpatchError
 
 # Where the usual file system ignores case, two names that differ only in case are one file:
 # compare them folded there. (macOS also ignores Unicode normalisation; comparing normalised
@@ -83,15 +83,15 @@ def _check_disk(root: str, claims: _Claims) -> None:
     except FileNotFoundError:
         return  # nothing below it exists yet
     except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=root) from None
+        raise FileAccessError(exc.strerror or str(exc), source=root) from None
     if not stat.S_ISDIR(st.st_mode):
-        raise PyzpatchError("exists and is not a folder", source=root)
+        raise FileAccessError("exists and is not a folder", source=root)
     for _, parts in claims.folders.values():
         mode = _lstat_mode(root, parts)
         if mode is None or stat.S_ISDIR(mode):
             continue
         what = "a symbolic link; refusing to write through it" if stat.S_ISLNK(mode) else "not a folder"
-        raise PyzpatchError(f"exists and is {what}", source=os.path.join(root, *parts))
+        raise FileAccessError(f"exists and is {what}", source=os.path.join(root, *parts))
     for label, parts in claims.files.values():
         mode = _lstat_mode(root, parts)
         if mode is None or stat.S_ISREG(mode):
@@ -102,7 +102,7 @@ def _check_disk(root: str, claims: _Claims) -> None:
             what = "a symbolic link; refusing to replace it"
         else:
             what = "not a regular file; refusing to replace it"
-        raise PyzpatchError(f"exists and is {what}", source=os.path.join(root, *parts))
+        raise FileAccessError(f"exists and is {what}", source=os.path.join(root, *parts))
 
 
 def _lstat_mode(root: str, parts: List[str]):
@@ -111,4 +111,4 @@ def _lstat_mode(root: str, parts: List[str]):
     except (FileNotFoundError, NotADirectoryError):
         return None  # an earlier part is missing (or a file: refused as a folder above)
     except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=os.path.join(root, *parts)) from None
+        raise FileAccessError(exc.strerror or str(exc), source=os.path.join(root, *parts)) from None

@@ -9,7 +9,7 @@ import mmap
 import os
 from typing import Union
 
-from ..errors import PyzpatchError
+from ..errors import FileAccessError
 from .regular import open_regular
 
 Buffer = Union[bytes, mmap.mmap]
@@ -28,7 +28,7 @@ class FileBytes:
             else:
                 self.data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         except OSError as exc:
-            raise PyzpatchError(exc.strerror or str(exc), source=self.path) from None
+            raise FileAccessError(exc.strerror or str(exc), source=self.path) from None
         finally:
             os.close(fd)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import PyzpatchError
+from ..errors import FileAccessError, PyzpatchError
 
 # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer (the fstat check
 # then refuses it). It changes nothing for a regular file. Windows has neither FIFOs nor the flag.
@@ -21,9 +21,9 @@ _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 
 def _refuse_unless_regular(st: os.stat_result, path: str) -> None:
     if stat.S_ISDIR(st.st_mode):
-        raise PyzpatchError("is a folder, expected a file", source=path)
+        raise FileAccessError("is a folder, expected a file", source=path)
     if not stat.S_ISREG(st.st_mode):
-        raise PyzpatchError("is not a regular file (a FIFO, device or socket); refusing to read it",
+        raise FileAccessError("is not a regular file (a FIFO, device or socket); refusing to read it",
                             source=path)
 
 
@@ -35,7 +35,7 @@ def open_regular(path) -> int:
         _refuse_unless_regular(os.stat(name), name)  # a device is never even opened
         fd = os.open(name, _FLAGS)
     except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=name) from None
+        raise FileAccessError(exc.strerror or str(exc), source=name) from None
     try:
         _refuse_unless_regular(os.fstat(fd), name)  # replaced between stat and open
     except BaseException:
@@ -58,7 +58,7 @@ def read_regular(path, limit: int, what: str = "file") -> bytes:
             # file that grew since is noticed instead of read on without end.
             data = fp.read(size + 1)
     except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=name) from None
+        raise FileAccessError(exc.strerror or str(exc), source=name) from None
     if len(data) > size:
-        raise PyzpatchError("grew while it was read; read it again once it is complete", source=name)
+        raise FileAccessError("grew while it was read; read it again once it is complete", source=name)
     return data

@@ -10,7 +10,7 @@ import os
 import re
 from typing import List
 
-from ..errors import PyzpatchError
+from ..errors import FileAccessError, PyzpatchError
 from . import siblings
 from .durable import remove_quietly
 
@@ -45,7 +45,7 @@ def write_inside(root: str, parts: List[str], data) -> str:
     """
     target = os.path.join(make_folder_inside(root, parts[:-1]), parts[-1])
     if os.path.islink(target) or (os.path.lexists(target) and not os.path.isfile(target)):
-        raise PyzpatchError("exists and is not a regular file; refusing to replace it", source=target)
+        raise FileAccessError("exists and is not a regular file; refusing to replace it", source=target)
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_CLOEXEC", 0))
     # The temporary's name keeps only the start of the target's: a name near the system's limit
@@ -59,16 +59,16 @@ def write_inside(root: str, parts: List[str], data) -> str:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise PyzpatchError(f"cannot write beside it: {exc.strerror}", source=target) from None
+            raise FileAccessError(f"cannot write beside it: {exc.strerror}", source=target) from None
     else:
-        raise PyzpatchError("cannot find a free temporary name beside it", source=target)
+        raise FileAccessError("cannot find a free temporary name beside it", source=target)
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
         os.replace(tmp, target)
     except OSError as exc:
         remove_quietly(tmp)
-        raise PyzpatchError(f"cannot write: {exc.strerror}", source=target) from None
+        raise FileAccessError(f"cannot write: {exc.strerror}", source=target) from None
     except BaseException:
         remove_quietly(tmp)
         raise

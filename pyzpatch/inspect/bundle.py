@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from typing import Iterator, List, Optional, Tuple
 
-from ..errors import FormatError, PyzpatchError
+from ..errors import FileAccessError, FormatError, PyzpatchError
 from ..formats import binary, carchive, executable, pyz, registry, tar, ziparchive
 from ..formats.binary import BinaryLayout
 from ..formats.carchive import CArchive
@@ -201,5 +201,5 @@ def open_bundle(path) -> Bundle:
             bundle.kind = ONEDIR  # an unusual one-folder build that also embeds its libraries
         return bundle
     if not os.path.exists(path):
-        raise PyzpatchError("no such file or folder", source=path)
+        raise FileAccessError("no such file or folder", source=path)
     return _open_file(path, path)

@@ -30,7 +30,7 @@ import os
 import stat
 from typing import List, Tuple
 
-from ..errors import PyzpatchError
+from ..errors import FileAccessError, PyzpatchError
 from ..fs.durable import fsync_path, remove_quietly
 from ..fs.faults import checkpoint
 from ..fs.safepath import split_archive_name
@@ -69,13 +69,13 @@ def replace_file(path: str, new_path: str) -> str:
     try:
         os.rename(path, aside)
     except OSError as exc:
-        raise PyzpatchError(f"cannot move the running program aside: {exc.strerror or exc}", source=path) from None
+        raise FileAccessError(f"cannot move the running program aside: {exc.strerror or exc}", source=path) from None
     checkpoint()
     try:
         os.rename(new_path, path)
     except OSError as exc:
         os.rename(aside, path)
-        raise PyzpatchError(f"cannot move the new version into place: {exc.strerror or exc}", source=path) from None
+        raise FileAccessError(f"cannot move the new version into place: {exc.strerror or exc}", source=path) from None
     checkpoint()
     fsync_path(os.path.dirname(os.path.abspath(path)))
     return aside
@@ -240,7 +240,7 @@ def _roll_forward(target: str, staging: str, entries) -> None:
                 os.chmod(os.path.join(target, rel), mode)
                 fsync_path(os.path.join(target, rel))
     except OSError as exc:
-        raise PyzpatchError(f"cannot move the new version into place: {exc.strerror or exc} "
+        raise FileAccessError(f"cannot move the new version into place: {exc.strerror or exc} "
                             "(the update finishes at the next start)", source=target) from None
     fsync_path(os.path.dirname(target))
     checkpoint()

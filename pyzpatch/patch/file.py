@@ -19,7 +19,7 @@ from typing import Optional
 from ..delta.codes import SAME, STRUCT
 from ..delta.digest import content_digest
 from ..delta.engine import Change, Encoder, decode_file, explain
-from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
+from ..errors import AlreadyAppliedError, CorruptError, FileAccessError, FormatError, PyzpatchError, WrongBaseError
 from ..formats import executable, registry
 from ..formats.node import flatten
 from ..fs.atomic import remove_stale_temporaries, write_file_atomically
@@ -187,7 +187,7 @@ def apply_patch(target, patch, output=None, dry_run: bool = False, trusted_keys=
     real_target = os.path.realpath(target)
     patch = read_patch_file(patch, trusted_keys)
     if patch.folder:
-        raise PyzpatchError("is a patch for a folder, not for a single file", source=patch.path)
+        raise WrongBaseError("is a patch for a folder, not for a single file", source=patch.path)
     out_path = os.path.realpath(os.fspath(output)) if output is not None else real_target
     if dry_run:
         return _apply(patch, target, real_target, out_path, dry_run=True)
@@ -203,19 +203,19 @@ def _apply(patch, target: str, real_target: str, out_path: str, dry_run: bool) -
     verified = _stat(real_target)  # before reading: any later replacement is noticed
     with FileBytes(real_target) as old:
         if len(old) not in (header.old_size, header.new_size):
-            raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
-                                f"{len(old)}: not the file the patch was made from", source=target)
+            raise WrongBaseError(f"this patch applies to a file of {header.old_size} bytes, this one has "
+                                 f"{len(old)}: not the file the patch was made from", source=target)
         # The target's hash comes first: until it matches, nothing the patch declares (its body's
         # size, what decoding it allocates) is worth any work.
         digest = hashlib.sha256(old.data).digest()
         if len(old) == header.new_size and digest == header.new_sha256:
             raise AlreadyAppliedError("is already the file this patch produces; nothing to do", source=target)
         if len(old) != header.old_size:
-            raise PyzpatchError(f"this patch applies to a file of {header.old_size} bytes, this one has "
-                                f"{len(old)}: not the file the patch was made from", source=target)
+            raise WrongBaseError(f"this patch applies to a file of {header.old_size} bytes, this one has "
+                                 f"{len(old)}: not the file the patch was made from", source=target)
         if digest != header.old_sha256:
-            raise PyzpatchError("SHA-256 differs from the file the patch was made from (a different or "
-                                "modified version)", source=target)
+            raise WrongBaseError("SHA-256 differs from the file the patch was made from (a different or "
+                                 "modified version)", source=target)
         body = patch.body(base_size=len(old))
         try:
             piece, limit, recompressed = _decode(header, body, old.data)
@@ -227,7 +227,7 @@ def _apply(patch, target: str, real_target: str, out_path: str, dry_run: bool) -
             for chunk in flatten([piece]):
                 size += len(chunk)
                 if size > limit:
-                    raise PyzpatchError("the patch produces more bytes than it declares", source=patch.path)
+                    raise CorruptError("the patch produces more bytes than it declares", source=patch.path)
                 h.update(chunk)
             if size == header.new_size and h.digest() == header.new_sha256:
                 return ApplyResult(target, None, size, h.digest(), True, False)
@@ -235,20 +235,20 @@ def _apply(patch, target: str, real_target: str, out_path: str, dry_run: bool) -
             # contents (the pieces can be read again).
             if recompressed and _content_matches(b"".join(bytes(c) for c in flatten([piece])), header):
                 return ApplyResult(target, None, size, h.digest(), False, False)
-            raise PyzpatchError("applying it gives a different file than the one it was made from",
-                                source=patch.path)
+            raise CorruptError("applying it gives a different file than the one it was made from",
+                               source=patch.path)
 
         tmp, size, digest = write_file_atomically(out_path, flatten([piece]), None, limit=limit)
     byte_identical = size == header.new_size and digest == header.new_sha256
     if not byte_identical and not (recompressed and _content_identical(tmp, header)):
         remove_quietly(tmp)
-        raise PyzpatchError("applying it gives a different file than the one it was made from "
-                            "(not even its content matches)", source=patch.path)
+        raise CorruptError("applying it gives a different file than the one it was made from "
+                           "(not even its content matches)", source=patch.path)
     try:
         give_like(tmp, verified.st_uid, verified.st_gid, stat.S_IMODE(verified.st_mode))
     except OSError as exc:
         remove_quietly(tmp)
-        raise PyzpatchError(f"cannot set the new file's mode: {exc.strerror or exc}", source=tmp) from None
+        raise FileAccessError(f"cannot set the new file's mode: {exc.strerror or exc}", source=tmp) from None
     if out_path == real_target and identity(real_target) != of_stat(verified):
         remove_quietly(tmp)
         raise PyzpatchError("was replaced or changed while the patch was being applied; left as it is now",
@@ -258,7 +258,7 @@ def _apply(patch, target: str, real_target: str, out_path: str, dry_run: bool) -
         os.replace(tmp, out_path)
     except OSError as exc:
         remove_quietly(tmp)
-        raise PyzpatchError(f"cannot replace it: {exc.strerror}", source=out_path) from None
+        raise FileAccessError(f"cannot replace it: {exc.strerror}", source=out_path) from None
     checkpoint()
     fsync_path(os.path.dirname(out_path))
     return ApplyResult(target, out_path, size, digest, byte_identical, True)
@@ -269,15 +269,32 @@ def _apply(patch, target: str, real_target: str, out_path: str, dry_run: bool) -
 SHOW_MEMORY = 256 * 1024 * 1024
 
 
-def describe_patch(patch, max_memory: int = SHOW_MEMORY) -> dict:
+def describe_patch(patch, max_memory: Optional[int] = SHOW_MEMORY) -> dict:
     """What a patch file (a path or a ``PatchFile``) says and does, without the file it applies
-    to (``show``), within ``max_memory`` bytes of body and plan."""
+    to (``show``), within ``max_memory`` bytes of body and plan (None: the bounds the patch's
+    own declared sizes set, for a patch that ``apply`` has already read against its base).
+
+    This is the one description of a patch that ``show --json`` prints and that ``make``,
+    ``apply`` and ``verify --json`` print with their own keys added (docs/cli.md)."""
     patch = read_patch_file(patch)
     header, body = patch.header, patch.body(max_size=max_memory)
+    limit = piece_limit(header) if max_memory is None else min(piece_limit(header), max_memory)
     try:
-        explained = explain(body, min(piece_limit(header), max_memory), node_kind=FOLDER_KIND if patch.folder else None)
+        explained = explain(body, limit, node_kind=FOLDER_KIND if patch.folder else None)
     except FormatError as exc:
         raise exc.with_source(patch.path)
+    return _description(patch, body, explained.structural, explained.changes)
+
+
+def describe_made(patch, made: MadePatch) -> dict:
+    """``describe_patch`` of the patch ``make`` just wrote to ``patch``, with make's own changes
+    (which also say why each was encoded as it was: ``reason``)."""
+    patch = read_patch_file(patch)
+    return _description(patch, patch.body(), made.structural, made.changes)
+
+
+def _description(patch, body, structural: bool, changes) -> dict:
+    header = patch.header
     signature = patch.signature
     return {
         "patch": patch.path,
@@ -287,17 +304,18 @@ def describe_patch(patch, max_memory: int = SHOW_MEMORY) -> dict:
         "new": {"size": header.new_size, "sha256": header.new_sha256.hex()},
         "content_digest": header.content_digest.hex() if header.content_digest else None,
         "signed_by_key": signature.key_id.hex() if signature else None,
-        "structural": explained.structural,
+        "structural": structural,
         "folder": patch.folder,
         # "data" is the diff stream (the key is older than the name).
         "body": {"ops": len(body.ops), "data": len(body.diff), "literal": len(body.lit),
                  "compression": "deflate" if header.flags & patchfile.DEFLATE_BODY else "lzma2"},
-        "changes": [change_dict(c) for c in explained.changes],
+        "changes": [change_dict(c) for c in changes],
     }
 
 
 def change_dict(change: Change) -> dict:
-    """A change as ``show --json`` and ``make --json`` print it (``reason``: make's only)."""
+    """A change as the ``--json`` of ``make``, ``show``, ``apply`` and ``verify`` print it
+    (``reason``: make's only)."""
     out = {"path": change.path.lstrip("/"), "action": change.action, "how": change.how,
            "old_size": change.old_size, "new_size": change.new_size, "patch_bytes": change.patch_bytes,
            "container": change.container}
@@ -310,7 +328,7 @@ def _stat(path: str) -> os.stat_result:
     try:
         return os.stat(path)
     except OSError as exc:
-        raise PyzpatchError(exc.strerror or str(exc), source=path) from None
+        raise FileAccessError(exc.strerror or str(exc), source=path) from None
 
 
 def _content_identical(path: str, header: Header) -> bool:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from ..delta.engine import Encoder, decode_folder
-from ..errors import AlreadyAppliedError, FormatError, PyzpatchError
+from ..errors import AlreadyAppliedError, CorruptError, FileAccessError, FormatError, PyzpatchError, WrongBaseError
 from ..formats.node import Child, Node, flatten
 from ..fs.durable import fsync_path, remove_quietly
 from ..fs.faults import checkpoint
@@ -165,7 +165,7 @@ def _exchange(a: str, b: str) -> bool:
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         return False
-    raise PyzpatchError(f"cannot swap in the new folder: {os.strerror(err)}", source=b)
+    raise FileAccessError(f"cannot swap in the new folder: {os.strerror(err)}", source=b)
 
 
 def _recover(target: str) -> str:
@@ -309,7 +309,7 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
     to write."""
     header = patch.header
     if not os.path.isdir(target):
-        raise PyzpatchError("no such folder", source=target)
+        raise FileAccessError("no such folder", source=target)
     with FolderContents(target) as found:
         whole = found.node()
         sums = _Sums()
@@ -331,14 +331,14 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
                         return None, 0, 0, [c.key for c in kept]
                     raise AlreadyAppliedError(f"is already the folder this patch produces (with {len(kept)} "
                                               "entries not part of the build); nothing to do", source=target)
-                raise PyzpatchError(_changed(listed, whole, sums, dry_run), source=target)
+                raise WrongBaseError(_changed(listed, whole, sums, dry_run), source=target)
             # Before the body: a path the new build uses that the program took is refused at once.
             new_paths = set(listed.new_paths())
             for child in extras:
                 if child.key in new_paths:
-                    raise PyzpatchError(_clash(child.key, child.key), source=target)
+                    raise WrongBaseError(_clash(child.key, child.key), source=target)
         else:
-            raise PyzpatchError("is not the folder the patch was made from (its contents, names or modes "
+            raise WrongBaseError("is not the folder the patch was made from (its contents, names or modes "
                                 "differ)", source=target)
         # Only now, with the folder the patch names, is its body worth decompressing.
         body = patch.body(base_size=size)
@@ -346,11 +346,11 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
             new_node = _decode(header, body, old_node)
             check_new_node(new_node)
             if listed is not None and listed.new_paths() != sorted(c.key for c in new_node.children):
-                raise PyzpatchError("its manifest does not list the entries its operations make")
+                raise CorruptError("its manifest does not list the entries its operations make")
         except PyzpatchError as exc:
             raise exc.with_source(patch.path)
         if node_hash(new_node, _piece_hash) != (header.new_size, header.new_sha256):
-            raise PyzpatchError("applying it gives a different folder than the one it was made from",
+            raise CorruptError("applying it gives a different folder than the one it was made from",
                                 source=patch.path)
         carried = _carried(new_node, whole, extras, target)
         carried_keys = [c.key for c in carried]
@@ -370,7 +370,7 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
             _finish_staging(staging, target, old_owners, new_node, to_finish)
         except OSError as exc:
             _discard(staging, target)
-            raise PyzpatchError(f"cannot build the new folder: {exc.strerror or exc}", source=staging) from None
+            raise FileAccessError(f"cannot build the new folder: {exc.strerror or exc}", source=staging) from None
         except BaseException:
             _discard(staging, target)
             raise
@@ -432,22 +432,22 @@ def _carried(new_node: Node, whole: Node, extras: list, target: str) -> list:
     carried = {c.key: c for c in extras}
     for child in extras:
         if child.key in new_kinds:
-            raise PyzpatchError(_clash(child.key, child.key), source=target)
+            raise WrongBaseError(_clash(child.key, child.key), source=target)
         for parent in _parents(child.key):
             if parent in new_kinds:
                 if new_kinds[parent] != DIR:
-                    raise PyzpatchError(_clash(child.key, parent), source=target)
+                    raise WrongBaseError(_clash(child.key, parent), source=target)
             elif parent not in carried:
                 carried[parent] = by_key[parent]  # a build folder the new build drops
     for key in new_kinds:
         for parent in _parents(key):
             if parent in carried:
-                raise PyzpatchError(_clash(parent, key), source=target)
+                raise WrongBaseError(_clash(parent, key), source=target)
     together = Node(new_node.kind, new_node.meta, list(new_node.children) + list(carried.values()))
     try:
         check_new_node(together)
     except PyzpatchError as exc:
-        raise PyzpatchError(f"{exc.problem} (with what the folder holds beyond the build, which would be kept)",
+        raise WrongBaseError(f"{exc.problem} (with what the folder holds beyond the build, which would be kept)",
                             source=target) from None
     return sorted(carried.values(), key=lambda c: c.key)
 
@@ -501,7 +501,7 @@ def _discard(path: str, target: str) -> str:
     try:
         os.rename(path, trash)
     except OSError as exc:
-        raise PyzpatchError(f"cannot remove or move aside what an apply left: {exc.strerror or exc}",
+        raise FileAccessError(f"cannot remove or move aside what an apply left: {exc.strerror or exc}",
                             source=path) from None
     return f"left what could not be removed as {os.path.basename(trash)}"
 

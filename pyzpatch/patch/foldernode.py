@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ..errors import PyzpatchError
+from ..errors import FileAccessError, PyzpatchError
 from ..formats.node import Child, Node
 from ..fs.filebytes import FileBytes
 from ..fs.safepath import split_archive_name
@@ -87,7 +87,7 @@ class FolderContents:
                 with open(path, "rb") as fp:
                     return fp.read()
             except OSError as exc:
-                raise PyzpatchError(exc.strerror or str(exc), source=path) from None
+                raise FileAccessError(exc.strerror or str(exc), source=path) from None
         fb = FileBytes(path)
         self._maps.append(fb)
         return fb.data

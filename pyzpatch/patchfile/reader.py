@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from ..errors import FormatError, PyzpatchError
+from ..errors import FormatError, PyzpatchError, SignatureError
 from ..fs.regular import read_regular
 from . import codec, signing
 from .codec import Body, Framing, Header
@@ -59,7 +59,7 @@ class PatchFile:
         keys: List = list(trusted_keys)
         if self.verified_key is not None and self.verified_key in {signing.key_id(k) for k in keys}:
             return
-        raise PyzpatchError("was read without the trusted keys it must be signed by; read it with them",
+        raise SignatureError("was read without the trusted keys it must be signed by; read it with them",
                             source=self.path)
 
     def body(self, base_size: Optional[int] = None, max_size: Optional[int] = None) -> Body:

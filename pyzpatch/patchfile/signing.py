@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
-from ..errors import PyzpatchError
+from ..errors import PyzpatchError, SignatureError
 from ..fs.regular import read_regular
 from . import ed25519 as pure_ed25519
 
@@ -99,9 +99,9 @@ def load_private_key(path):
     try:
         key = serialization.load_pem_private_key(_read(path), password=None)
     except (ValueError, TypeError) as exc:
-        raise PyzpatchError(f"not a usable private key ({exc})", source=os.fspath(path)) from None
+        raise SignatureError(f"not a usable private key ({exc})", source=os.fspath(path)) from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise PyzpatchError("not an Ed25519 private key", source=os.fspath(path))
+        raise SignatureError("not an Ed25519 private key", source=os.fspath(path))
     return key
 
 
@@ -116,7 +116,7 @@ def public_key_from_pem(pem: bytes) -> PublicKey:
     """An Ed25519 public key from its PEM text (as ``keygen`` writes it, or embedded in a program)."""
     raw = pure_ed25519.public_key_from_pem(bytes(pem))
     if raw is None:
-        raise PyzpatchError("not an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----)")
+        raise SignatureError("not an Ed25519 public key in PEM form (-----BEGIN PUBLIC KEY-----)")
     return PublicKey(raw)
 
 
@@ -156,10 +156,10 @@ def verified_payload(blob, trusted_keys: Iterable) -> bytes:
     trusted: List = list(trusted_keys)
     payload, signature = split(blob)
     if signature is None:
-        raise PyzpatchError("is not signed, and a signature from a trusted key is required")
+        raise SignatureError("is not signed, and a signature from a trusted key is required")
     for key in trusted:
         if key_id(key) == signature.key_id:
             if not _signature_valid(key, signature.signature, payload):
-                raise PyzpatchError("bad signature: the patch was altered after signing")
+                raise SignatureError("bad signature: the patch was altered after signing")
             return payload
-    raise PyzpatchError(f"is signed by key {signature.key_id.hex()}, which is not among the trusted keys")
+    raise SignatureError(f"is signed by key {signature.key_id.hex()}, which is not among the trusted keys")
