@@ -5,9 +5,11 @@ import datetime
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,65 @@ def run_cli(*args, cwd=None, timeout=300) -> CliResult:
     proc = subprocess.run([sys.executable, "-m", "pyzpatch", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout, env=env)
     return CliResult(proc)
+
+
+def run_forked(call, env_extra=None, timeout=120) -> CliResult:
+    """Run ``call()`` in a child process forked from this one, which has imported pyzpatch
+    already: a real process, with its own memory, killed for real by the fault checkpoints, but
+    without a new interpreter and its imports each time (0.3 s of CPU a process; the crash
+    sweeps start hundreds). ``env_extra`` is set in the child, and the checkpoints re-read it.
+    The child's exit status (``-SIGNAL`` when killed), stdout and stderr come back."""
+    from pyzpatch.fs import faults
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                sys.stdout = open(1, "w", closefd=False)
+                sys.stderr = open(2, "w", closefd=False)
+                os.environ.update({k: str(v) for k, v in (env_extra or {}).items()})
+                faults.checkpoint.__init__()
+                call()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        deadline = time.monotonic() + timeout
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError(f"forked child still running after {timeout} s")
+            time.sleep(0.005)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        out.seek(0)
+        err.seek(0)
+        return CliResult(subprocess.CompletedProcess([], code, out.read().decode("utf-8", "replace"),
+                                                     err.read().decode("utf-8", "replace")))
+
+
+def fork_cli(*args, env_extra=None, timeout=120) -> CliResult:
+    """``pyzpatch ARGS`` as ``run_cli`` runs it, in a forked child (``run_forked``)."""
+    import pyzpatch.cli
+    import pyzpatch.patch.file  # noqa: F401  (the commands import these when they run)
+    import pyzpatch.patch.folder  # noqa: F401
+
+    def call():
+        sys.argv = ["pyzpatch", *map(str, args)]
+        pyzpatch.cli.main()
+
+    return run_forked(call, env_extra, timeout)
 
 
 def run_program(path, *args, timeout=120) -> str:

@@ -10,10 +10,15 @@ import time
 
 import pytest
 
-from .conftest import REPO, sha256_file
+from pyzpatch.cli import EXIT_IO
+
+from .conftest import REPO, fork_cli, sha256_file
 
 
 def _apply(target, patch, env_extra, wait=True):
+    if wait:  # forked from this process: the sweeps start hundreds (conftest.run_forked)
+        done = fork_cli("apply", target, patch, env_extra=env_extra)
+        return done.returncode, done.stdout, done.stderr
     env = dict(os.environ, PYTHONPATH=str(REPO), **env_extra)
     proc = subprocess.Popen([sys.executable, "-m", "pyzpatch", "apply", str(target), str(patch)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -74,7 +79,7 @@ def test_disk_full_at_every_stage_leaves_target_intact(case, tmp_path):
     for point in sorted({1, 2, total // 4, total // 2, total - 3, total - 2}):
         target = _fresh_target(case, tmp_path / f"f{point}")
         code, _, err = _apply(target, case["patch"], {"PYZPATCH_TEST_FAIL_WRITE_AT": str(point)})
-        assert code == 1 and "Traceback" not in err
+        assert code == EXIT_IO and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1 and "No space left" in err
         assert sha256_file(target) == case["old"]
         assert _no_temporaries(target.parent)
@@ -87,7 +92,7 @@ def test_read_only_folder(case, tmp_path):
         pytest.skip("chattr +i is not available here (needs root on a file system that supports it)")
     try:
         code, _, err = _apply(target, case["patch"], {})
-        assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert code == EXIT_IO and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert "not permitted" in err or "denied" in err or "Read-only" in err
         assert sha256_file(target) == case["old"]
     finally:

@@ -18,7 +18,7 @@ from pyzpatch.patch.foldernode import FolderContents, node_hash
 from pyzpatch.patchfile import codec as patchfile
 from pyzpatch.patchfile.codec import Body, Header
 
-from .conftest import REPO, run_cli, run_program
+from .conftest import REPO, fork_cli, run_cli, run_forked, run_program
 
 
 def folder_state(path) -> bytes:
@@ -130,12 +130,25 @@ def _apply_process(target, patch, env_extra, swap="folder"):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _apply_forked(target, patch, env_extra, swap="folder") -> int:
+    """``_apply_process`` in a child forked from this process (conftest.run_forked); its exit
+    status."""
+    if swap == "folder":
+        return fork_cli("apply", target, patch, env_extra=env_extra).returncode
+
+    def call():
+        from pyzpatch import apply_folder_patch
+        apply_folder_patch(str(target), str(patch), swap=swap)
+
+    return run_forked(call, env_extra).returncode
+
+
 def _check_after_kill(target, old_state, new_state, patch, atomic=True):
     """Right after the kill the folder is old or new (with the two-rename fallback it may also be
     missing between the renames: recoverable); after a re-run it is new."""
     if atomic or target.exists():
         assert folder_state(target) in (old_state, new_state)
-    rerun = run_cli("apply", target, patch)
+    rerun = fork_cli("apply", target, patch)
     assert rerun.returncode == 0 or "already" in rerun.stderr, rerun.stderr
     assert folder_state(target) == new_state
     assert sorted(os.listdir(target.parent)) == [target.name]
@@ -151,9 +164,7 @@ def _checkpoint_count(hello_onedir, patch, tmp_path, swap) -> int:
     target = tmp_path / "count" / "hello"
     _linked_copy(hello_onedir, target)
     counter = tmp_path / "count.txt"
-    proc = _apply_process(target, patch, {"PYZPATCH_TEST_COUNT_TO": str(counter)}, swap)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 0
+    assert _apply_forked(target, patch, {"PYZPATCH_TEST_COUNT_TO": str(counter)}, swap) == 0
     shutil.rmtree(target.parent)
     return int(counter.read_text())
 
@@ -170,9 +181,7 @@ def test_sigkill_at_checkpoints(hello_onedir, hello_v2_onedir, onedir_patch, tmp
         work = tmp_path / f"k{point}"
         target = work / "hello"
         _linked_copy(hello_onedir, target)
-        proc = _apply_process(target, onedir_patch, {"PYZPATCH_TEST_KILL_AT": str(point)}, swap)
-        proc.communicate(timeout=120)
-        assert proc.returncode == -signal.SIGKILL
+        assert _apply_forked(target, onedir_patch, {"PYZPATCH_TEST_KILL_AT": str(point)}, swap) == -signal.SIGKILL
         _check_after_kill(target, old_state, new_state, onedir_patch, atomic=exchange)
         shutil.rmtree(work)
 

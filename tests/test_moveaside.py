@@ -7,28 +7,23 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
 from pyzpatch import selfupdate
 
-from .conftest import REPO, run_cli, sha256_file
+from .conftest import run_cli, run_forked, sha256_file
 from .test_selfupdate import state
-
-_CHILD = """
-import sys
-from pyzpatch import selfupdate
-exe, bundle, patch = sys.argv[1:4]
-inst = selfupdate.find_installation(exe, bundle)
-selfupdate.apply_update(patch, restart=False, strategy="windows", installation=inst)
-"""
 
 
 def _run_apply(exe, bundle, patch, env_extra):
-    env = dict(os.environ, PYTHONPATH=str(REPO), **env_extra)
-    return subprocess.run([sys.executable, "-c", _CHILD, str(exe), str(bundle), str(patch)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    """The Windows-strategy self-update in a child forked from this process (conftest.run_forked:
+    the kill sweeps start hundreds)."""
+    def call():
+        inst = selfupdate.find_installation(str(exe), str(bundle))
+        selfupdate.apply_update(str(patch), restart=False, strategy="windows", installation=inst)
+
+    return run_forked(call, env_extra, timeout=300)
 
 
 def _count_checkpoints(tmp_path, make_site, patch):
