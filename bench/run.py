@@ -74,6 +74,7 @@ SCENARIOS = [
 # also its memory.
 MAKE_TIME_RATIO = 1 / 3
 FIX_TIME_RATIO, FIX_MEMORY_RATIO = 1 / 10, 1 / 4
+ONE_FILE_MODES = ("onefile", "win", "win-signed", "mac", "mac-universal2")
 
 
 # ---------------------------------------------------------------------------
@@ -284,7 +285,9 @@ def targets(rows) -> List[tuple]:
         out.append(("make <= 1/3 of whole-file bsdiff4's time", "%s/%s" % (r["scenario"], r["mode"]),
                     "%s (%s vs %s)" % (R.fmt_ratio(t), R.fmt_s(r["make_s"]), R.fmt_s(r["bsdiff_s"])),
                     t <= MAKE_TIME_RATIO))
-        if r["scenario"] == "one-function":
+        # The issue's fix target is about the 21 MB one-file program (and its Windows and macOS
+        # one-file layouts); the one-folder executables (3.6 MB) are in the table above.
+        if r["scenario"] == "one-function" and r["mode"] in ONE_FILE_MODES:
             m = R.ratio(r["make_rss"], r["bsdiff_rss"])
             out.append(("one-function fix: make <= 1/10 of bsdiff4's time and <= 1/4 of its memory",
                         "%s/%s" % (r["scenario"], r["mode"]), "time %s, memory %s" % (R.fmt_ratio(t), R.fmt_ratio(m)),
