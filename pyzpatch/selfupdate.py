@@ -73,7 +73,7 @@ _NEEDED_MODULES = (
     "pyzpatch.patchfile.codec", "pyzpatch.patchfile.reader", "pyzpatch.patchfile.signing",
     "pyzpatch.patchfile.ed25519",
     "pyzpatch.delta.engine", "pyzpatch.delta.reader", "pyzpatch.delta.applier", "pyzpatch.delta.plan",
-    "pyzpatch.delta.codes", "pyzpatch.delta.changes", "pyzpatch.delta.encoder", "pyzpatch.delta.explainer",
+    "pyzpatch.delta.codes", "pyzpatch.delta.changes", "pyzpatch.delta.explainer",
     "pyzpatch.delta.wire", "pyzpatch.delta.permutations", "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
     "pyzpatch.delta.bsdiff", "pyzpatch.formats.tar",
     "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
@@ -83,7 +83,7 @@ _NEEDED_MODULES = (
     "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.identity", "pyzpatch.fs.safepath",
     "pyzpatch.fs.siblings", "pyzpatch.fs.walk", "pyzpatch.fs.lock", "pyzpatch.fs.owner", "pyzpatch.fs.regular",
     "bsdiff4", "lzma", "zlib", "hashlib", "shutil", "stat", "tempfile", "threading",
-    "queue", "subprocess", "time", "errno", "signal",
+    "queue", "subprocess", "time", "errno", "signal", "pyzpatch.workers",
 )
 
 # Set by the PyInstaller bootloader (6.x: _PYI_*, 5.x: _MEIPASS2) to tell a process it is the

@@ -18,4 +18,10 @@ excludedimports = [
     # update swaps by two renames (docs/selfupdate.md). About 0.29 MB; --hidden-import ctypes
     # (or any use of ctypes by the program) keeps it.
     "ctypes",
+    # Making patches: the encoder, its estimate of a whole-file diff and the bz2 that uses
+    # (imported when make runs). A frozen program applies patches; one that makes them too
+    # keeps them with --hidden-import pyzpatch.delta.encoder --hidden-import bz2.
+    "pyzpatch.delta.encoder",
+    "pyzpatch.delta.estimate",
+    "bz2",
 ]

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import lzma
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import FormatError
 from ..formats import registry
 from ..formats.node import DEFLATE, Child, Node, child_content, flatten
+from ..workers import Workers
 from . import bsdiff, recompress
 from . import changes as encodings
 from .changes import Change
@@ -472,7 +472,7 @@ class _Ahead:
         self.work = work
         self.next = 0
         self.pending: Dict[str, tuple] = {}  # path -> (future, stored bytes)
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pyzpatch-prepare")
+        self.pool = Workers(2, "pyzpatch-prepare")
 
     def _fill(self) -> None:
         while self.next < len(self.work) and (len(self.pending) < 2 or (

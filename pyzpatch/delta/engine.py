@@ -18,11 +18,19 @@ from typing import List, Optional
 from ..formats.node import Node
 from .applier import Applier
 from .changes import STRUCT, Change
-from .encoder import Encoder, Streams
 from .explainer import explain_bytes, explain_node
 from .reader import PlanReader, read_bytes_plan, read_node_plan
 
-__all__ = ["Encoder", "Streams", "Change", "Decoded", "Explanation", "decode_file", "decode_folder", "explain"]
+__all__ = ["Change", "Decoded", "Explanation", "decode_file", "decode_folder", "explain"]
+
+
+def __getattr__(name: str):
+    """``Encoder`` and ``Streams``, imported on first use: only ``make`` encodes, and a frozen
+    program that only applies patches leaves the encoder out (pyzpatch's PyInstaller hook)."""
+    if name in ("Encoder", "Streams"):
+        from . import encoder
+        return getattr(encoder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

@@ -22,12 +22,18 @@ Nothing here knows a format: parts are stored bytes with a ``compressed`` flag.
 """
 from __future__ import annotations
 
-import bz2
 from typing import List, Optional, Tuple
 
 from . import bsdiff
 
 SAMPLE_BYTES = 256 * 1024
+
+
+def _bz2():
+    """bz2, imported when an estimate is made: only ``make`` makes one, and pyzpatch's
+    PyInstaller hook leaves bz2 out of a frozen program, which applies patches."""
+    import bz2
+    return bz2
 _SAMPLE_PIECES = 32
 SAMPLE_PAIRS = 16
 SAMPLE_PAIR_BYTES = 1024 * 1024
@@ -102,7 +108,7 @@ class WholeFileEstimate:
                 break
         if not sample:
             return 1.0
-        return len(bz2.compress(bytes(sample), 9)) / len(sample)
+        return len(_bz2().compress(bytes(sample), 9)) / len(sample)
 
     def diff_share(self) -> float:
         """The share of changed parts' novel bytes a diff of each against its old version still
@@ -123,6 +129,7 @@ class WholeFileEstimate:
             diffs += diff
             extras += extra
             novel += n
+        bz2 = _bz2()
         cost = len(bz2.compress(bytes(diffs), 9)) + len(bz2.compress(bytes(extras), 9)) + 24 * triples
         return min(1.0, cost / novel)
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
 from ..delta.codes import SAME, STRUCT
 from ..delta.digest import content_digest
-from ..delta.engine import Change, Encoder, decode_file, explain
+from ..delta.engine import Change, decode_file, explain
 from ..errors import AlreadyAppliedError, CorruptError, FileAccessError, FormatError, PyzpatchError, WrongBaseError
 from ..formats import executable, registry
 from ..formats.node import flatten
@@ -32,6 +31,7 @@ from ..fs.owner import give_like
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, memory_budget, piece_limit
 from ..patchfile.reader import read_patch_file
+from ..workers import Workers
 from .foldernode import NODE_KIND as FOLDER_KIND
 from .made import MadePatch, signed
 
@@ -55,6 +55,7 @@ class ApplyResult:
 
 def _encode(old, new, whole_file: bool):
     """(body, changes, why structure was not used, the encoder)."""
+    from ..delta.encoder import Encoder  # make only: a frozen program may leave it out
     encoder = Encoder()
     if whole_file:
         encoder.bytes_delta(old, new)
@@ -76,7 +77,7 @@ def _make_patch(old_path, new_path) -> MadePatch:
     """Work that splits runs on a second thread (hashing, the content digest, compressing the
     body while the patch is checked); see docs/patch-format.md, "How make chooses"."""
     with FileBytes(old_path) as old, FileBytes(new_path) as new, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyzpatch-make") as pool:
+            Workers(1, "pyzpatch-make") as pool:
         hashes = pool.submit(lambda: (patchfile.sha256_of(old.data), patchfile.sha256_of(new.data)))
         old_py, new_py = executable.python_version(old.data), executable.python_version(new.data)
         note = None

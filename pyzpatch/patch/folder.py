@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List
 
-from ..delta.engine import Encoder, decode_folder
+from ..delta.engine import decode_folder
 from ..errors import AlreadyAppliedError, CorruptError, FileAccessError, FormatError, PyzpatchError, WrongBaseError
 from ..formats.node import Child, Node, flatten
 from ..fs.durable import fsync_path, remove_quietly
@@ -119,6 +119,7 @@ def _make_folder_patch(old_dir, new_dir, with_manifest: bool = True) -> MadePatc
         header = Header(old_size=old_size, old_sha256=old_hash, new_size=new_size, new_sha256=new_hash,
                         flags=patchfile.FOLDER)
         listed = manifests.of_nodes(old_node, new_node, sums) if with_manifest else None
+        from ..delta.encoder import Encoder  # make only: a frozen program may leave it out
         encoder = Encoder()
         try:
             encoder.node_delta(old_node, new_node, "")

@@ -23,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import lzma
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ..delta.digest import DIGEST_SIZE
 from ..delta.wire import Reader, Writer
 from ..errors import FormatError
+from ..workers import Workers
 
 MAGIC = b"PZP"
 VERSION = 1
@@ -139,7 +139,7 @@ def compress_payload(payload: bytes, dict_log: int) -> bytes:
         return lzma.compress(payload, format=lzma.FORMAT_RAW, filters=filters)
     half = len(payload) // 2
     view = memoryview(payload)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyzpatch-lzma") as pool:
+    with Workers(1, "pyzpatch-lzma") as pool:
         second = pool.submit(lzma.compress, view[half:], format=lzma.FORMAT_RAW, filters=filters)
         first = lzma.compress(view[:half], format=lzma.FORMAT_RAW, filters=filters)
         second = second.result()
