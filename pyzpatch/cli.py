@@ -23,6 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Small, verified, byte-exact patches for PyInstaller executables.",
 )
+# Paths are checked by pyzpatch itself (``readable=False`` on each): click's own check would
+# answer an unreadable target with a usage box of several lines instead of one line naming it.
 
 
 class UsageError(PyzpatchError):
@@ -121,7 +123,7 @@ def _main(
 
 @app.command()
 def ls(
-    path: Path = typer.Argument(..., help="Executable, one-folder build (folder or executable), .pkg or .pyz."),
+    path: Path = typer.Argument(..., readable=False, help="Executable, one-folder build (folder or executable), .pkg or .pyz."),
     as_json: bool = typer.Option(False, "--json", help="Print the listing as JSON for scripts."),
     pattern: Optional[List[str]] = typer.Option(
         None, "--filter", "-f", help="Only names matching this shell glob (repeatable), e.g. 'email.*'."),
@@ -143,9 +145,9 @@ def ls(
 
 @app.command()
 def extract(
-    path: Path = typer.Argument(..., help="Executable, one-folder build, .pkg or .pyz."),
+    path: Path = typer.Argument(..., readable=False, help="Executable, one-folder build, .pkg or .pyz."),
     names: Optional[List[str]] = typer.Argument(None, help="Entry or module names (shell globs allowed)."),
-    out: Path = typer.Option(..., "--output", "-o", help="Folder to write into (created if missing)."),
+    out: Path = typer.Option(..., "--output", "-o", readable=False, help="Folder to write into (created if missing)."),
     everything: bool = typer.Option(False, "--all", help="Extract every entry and module."),
 ) -> None:
     """Write CArchive entries (decompressed) and PYZ modules (as .pyc files) into a folder."""
@@ -181,11 +183,11 @@ def _print_changes(changes: List[dict]) -> None:
 
 @app.command()
 def make(
-    old: Path = typer.Argument(..., help="The executable (or .pkg, .pyz, zip) devices have now."),
-    new: Path = typer.Argument(..., help="The new build it should become."),
-    out: Path = typer.Option(..., "--output", "-o", help="Where to write the patch."),
+    old: Path = typer.Argument(..., readable=False, help="The executable (or .pkg, .pyz, zip) devices have now."),
+    new: Path = typer.Argument(..., readable=False, help="The new build it should become."),
+    out: Path = typer.Option(..., "--output", "-o", readable=False, help="Where to write the patch."),
     as_json: bool = typer.Option(False, "--json", help="Print what the patch holds as JSON."),
-    sign: Optional[Path] = typer.Option(None, "--sign", help="Sign the patch with this private key (see keygen)."),
+    sign: Optional[Path] = typer.Option(None, "--sign", readable=False, help="Sign the patch with this private key (see keygen)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
 ) -> None:
     """Write a patch that turns OLD into NEW exactly (verified before it is written)."""
@@ -250,12 +252,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 @app.command()
 def apply(
-    target: Path = typer.Argument(..., help="The file to patch (replaced in place unless -o is given)."),
-    patch: Path = typer.Argument(..., help="The patch file."),
-    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the result here; leave TARGET alone."),
+    target: Path = typer.Argument(..., readable=False, help="The file to patch (replaced in place unless -o is given)."),
+    patch: Path = typer.Argument(..., readable=False, help="The patch file."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", readable=False, help="Write the result here; leave TARGET alone."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check that the patch applies; write nothing."),
     trust: Optional[List[Path]] = typer.Option(
-        None, "--trust", help="Require a signature by this public key (repeatable: any of them)."),
+        None, "--trust", readable=False, help="Require a signature by this public key (repeatable: any of them)."),
     as_json: bool = typer.Option(False, "--json", help="Print the patch and the result as JSON for scripts."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
 ) -> None:
@@ -354,10 +356,10 @@ def _apply_folder(target: Path, patch: Path, patch_file, out: Optional[Path], dr
 
 @app.command()
 def verify(
-    target: Path = typer.Argument(..., help="The file or folder the patch should apply to."),
-    patch: Path = typer.Argument(..., help="The patch file."),
+    target: Path = typer.Argument(..., readable=False, help="The file or folder the patch should apply to."),
+    patch: Path = typer.Argument(..., readable=False, help="The patch file."),
     trust: Optional[List[Path]] = typer.Option(
-        None, "--trust", help="Require a signature by this public key (repeatable: any of them)."),
+        None, "--trust", readable=False, help="Require a signature by this public key (repeatable: any of them)."),
     as_json: bool = typer.Option(False, "--json", help="Print the patch and the result as JSON for scripts."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
 ) -> None:
@@ -367,7 +369,7 @@ def verify(
 
 @app.command()
 def keygen(
-    key: Path = typer.Argument(..., help="Where to write the private key; the public key goes to KEY.pub."),
+    key: Path = typer.Argument(..., readable=False, help="Where to write the private key; the public key goes to KEY.pub."),
     as_json: bool = typer.Option(False, "--json", help="Print the key files and the key id as JSON."),
 ) -> None:
     """Make an Ed25519 key pair for signing patches (private key readable by its owner only)."""
@@ -389,7 +391,7 @@ def keygen(
 
 @app.command()
 def show(
-    patch: Path = typer.Argument(..., help="The patch file."),
+    patch: Path = typer.Argument(..., readable=False, help="The patch file."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
     max_memory: int = typer.Option(256, "--max-memory", metavar="MIB",
                                    help="Refuse a patch whose body and plan need more than this many MiB."),
