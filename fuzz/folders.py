@@ -790,11 +790,6 @@ def links_inside(root: str, tree: Dict[str, tuple]) -> None:
         raise AssertionError(problem + f" (the system follows it to {by_system!r})")
 
 
-CLI_UNREADABLE = ("the command line's unreadable target: apply of a folder its user may not read "
-                  "(mode 000, capabilities dropped) ends in click's usage box, several lines and exit 2 "
-                  "(typer Path arguments check readable=True before pyzpatch does)")
-
-
 def run_cli(case: Case, unprivileged: bool) -> dict:
     """``pyzpatch apply t p`` as a process (with every capability dropped by setpriv if
     ``unprivileged``): it must end in success, or in one line and exit status 1."""
@@ -807,10 +802,6 @@ def run_cli(case: Case, unprivileged: bool) -> dict:
     err = done.stderr.strip()
     if done.returncode == 0:
         return {"error": None, "message": "", "trace": ""}
-    if done.returncode == 2 and "not readable" in err and not STRICT:
-        count("known: " + CLI_UNREADABLE.split(":")[0])
-        KNOWN_SEEN.setdefault(CLI_UNREADABLE, err)
-        return {"error": "exit 2", "message": err, "trace": "", "pyzpatch": True, "already": False}
     # cli.py EXIT_CODES: 1 other, 3 already applied, 4 wrong base, 5 corrupt, 6 signature, 7 I/O
     if done.returncode not in (1, 3, 4, 5, 6, 7) or "Traceback" in err or len(err.splitlines()) != 1:
         raise AssertionError(f"the command line's apply ended with {done.returncode}: {done.stderr!r}")

@@ -14,6 +14,10 @@ CASES = sorted((REPO / "fuzz" / "regressions").glob("*"))
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_saved_fuzz_input(case: Path):
+    if case.name.startswith("folders-"):  # a folder-patch case (fuzz/folders.py)
+        from fuzz import folders
+        folders.folder_target(case.read_bytes())
+        return
     target = targets.decoder_target if case.name.startswith("decoder-") else targets.formats_target
     target(case.read_bytes())  # raises on anything but PyzpatchError
 
