@@ -32,7 +32,17 @@ class CliResult:
 
 
 def run_cli(*args, cwd=None, timeout=300) -> CliResult:
-    """Run ``python -m pyzpatch ARGS`` as a real process."""
+    """Run ``pyzpatch ARGS`` as a real process: a child forked from this one (``fork_cli``),
+    which costs a few milliseconds where a new interpreter costs 0.3 s of CPU (the suite runs
+    the command line over a thousand times). ``PYZPATCH_TEST_NEW_INTERPRETER=1`` runs each in a
+    new interpreter instead (``run_cli_process``)."""
+    if os.environ.get("PYZPATCH_TEST_NEW_INTERPRETER") == "1" or not hasattr(os, "fork"):
+        return run_cli_process(*args, cwd=cwd, timeout=timeout)
+    return fork_cli(*args, cwd=cwd, timeout=timeout)
+
+
+def run_cli_process(*args, cwd=None, timeout=300) -> CliResult:
+    """Run ``python -m pyzpatch ARGS`` in a new interpreter."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", "pyzpatch", *map(str, args)], capture_output=True,
@@ -40,7 +50,7 @@ def run_cli(*args, cwd=None, timeout=300) -> CliResult:
     return CliResult(proc)
 
 
-def run_forked(call, env_extra=None, timeout=120) -> CliResult:
+def run_forked(call, env_extra=None, timeout=120, cwd=None) -> CliResult:
     """Run ``call()`` in a child process forked from this one, which has imported pyzpatch
     already: a real process, with its own memory, killed for real by the fault checkpoints, but
     without a new interpreter and its imports each time (0.3 s of CPU a process; the crash
@@ -57,6 +67,8 @@ def run_forked(call, env_extra=None, timeout=120) -> CliResult:
                 sys.stdout = open(1, "w", closefd=False)
                 sys.stderr = open(2, "w", closefd=False)
                 os.environ.update({k: str(v) for k, v in (env_extra or {}).items()})
+                if cwd is not None:
+                    os.chdir(cwd)
                 faults.checkpoint.__init__()
                 call()
                 code = 0
@@ -86,17 +98,40 @@ def run_forked(call, env_extra=None, timeout=120) -> CliResult:
                                                      err.read().decode("utf-8", "replace")))
 
 
-def fork_cli(*args, env_extra=None, timeout=120) -> CliResult:
-    """``pyzpatch ARGS`` as ``run_cli`` runs it, in a forked child (``run_forked``)."""
+def fork_cli(*args, env_extra=None, timeout=120, cwd=None) -> CliResult:
+    """``pyzpatch ARGS`` in a child forked from this process (``run_forked``)."""
     import pyzpatch.cli
-    import pyzpatch.patch.file  # noqa: F401  (the commands import these when they run)
-    import pyzpatch.patch.folder  # noqa: F401
+    _import_all_of_pyzpatch()
 
     def call():
         sys.argv = ["pyzpatch", *map(str, args)]
         pyzpatch.cli.main()
 
-    return run_forked(call, env_extra, timeout)
+    return run_forked(call, env_extra, timeout, cwd)
+
+
+_ALL_IMPORTED = []
+
+
+def _import_all_of_pyzpatch() -> None:
+    """Import every pyzpatch module (the commands import some when they run) before forking:
+    a child should never import, since another thread of this process (pytest-xdist's) may
+    have held the import lock when it was forked."""
+    if _ALL_IMPORTED:
+        return
+    import importlib
+    import pkgutil
+
+    import pyzpatch
+    for info in pkgutil.walk_packages(pyzpatch.__path__, "pyzpatch."):
+        if "_pyinstaller" in info.name or info.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except ImportError:  # an optional extra (tufup) that is not installed
+            pass
+    import click.testing  # noqa: F401  (what typer and rich import lazily, for the same reason)
+    _ALL_IMPORTED.append(True)
 
 
 def run_program(path, *args, timeout=120) -> str:
