@@ -362,11 +362,7 @@ def build_report(res) -> str:
         "%s, memory the largest. Ratios below 1 favour pyzpatch." % (
             R.fmt_mib(res["driver_rss"]), R.memory_check(res["rss_mismatch"]), R.runs_text(repeats)),
         "",
-    ] + R.results_section(SCENARIOS, rows, R.cells(MAIN, rows), R.cells(DETAIL, rows)) + [
-        "## Targets",
-        "",
-        R.targets_table(["Target", "Measured", "Met"], targets(rows)),
-        "",
+    ] + R.results_and_targets(SCENARIOS, rows, MAIN, DETAIL, targets(rows)) + [
         "## What changed, and what each patch is made of",
         "",
         "Files compared between the two folders by content; archive members as the patch lists them "
@@ -386,8 +382,7 @@ def build_report(res) -> str:
         lines.append("- `%s`: %s" % (r["scenario"], " / ".join("`%s`" % x for x in out[:4]) +
                                       (" ..." if len(out) > 4 else "") if out else "(no output)"))
     lines.append("")
-    if res["problems"]:
-        lines += ["## FAILURES", ""] + ["- **%s**" % p for p in res["problems"]] + [""]
+    lines += R.failures_section(res["problems"])
     return "\n".join(lines)
 
 
@@ -397,12 +392,7 @@ def build_report(res) -> str:
 
 
 def main(argv=None) -> int:
-    parser = D.arg_parser(__doc__, SCENARIOS, "docs/bench-folders.md")
-    args = parser.parse_args(argv)
-
-    started = time.monotonic()
-    repeats = 1 if args.quick else 3
-    chosen = D.chosen_scenarios(parser, args, SCENARIOS)
+    args, chosen, repeats, started = D.parse_run_args(__doc__, SCENARIOS, "docs/bench-folders.md", argv)
 
     FWORK.mkdir(parents=True, exist_ok=True)
     source_at_start = D.pyzpatch_source_digest()
@@ -410,22 +400,11 @@ def main(argv=None) -> int:
     noop_run = D.noop_rss("noop")
 
     rows, problems = [], []
-    for scenario in chosen:
+    for scenario, old, new in D.built_folders(chosen, problems, "folders"):
         t0 = time.monotonic()
-        print("[folders] %s: building..." % scenario.name, file=sys.stderr, flush=True)
-        old_spec, new_spec = scenario.prepare()
-        try:
-            old, new = old_spec.folder(), new_spec.folder()
-        except Exception as exc:  # a build failure is a bench failure, reported, not a crash
-            D.failure(problems, "%s: build failed: %s" % (scenario.name, exc))
-            continue
-        print("[folders] %s: built in %.0f s, measuring..." % (scenario.name, time.monotonic() - t0),
-              file=sys.stderr, flush=True)
         row = measure(scenario, old, new, repeats)
-        rows.append(row)
-        for err in row["errors"]:
-            D.failure(problems, "%s: %s" % (scenario.name, err))
-        print("[folders] %s: folder patch %s B, tar bsdiff4 %s B (%.0f s)" % (
+        D.record(rows, problems, scenario, row)
+        print("[folders] %s: folder patch %s B, tar bsdiff4 %s B (measured in %.0f s)" % (
             scenario.name, R.fmt_bytes(row.get("patch_size")), R.fmt_bytes(row.get("bsdiff_size")),
             time.monotonic() - t0), file=sys.stderr, flush=True)
 

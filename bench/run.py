@@ -440,8 +440,7 @@ def markdown(res) -> str:
                  "**Built executables that did not run:** " + ", ".join(bad_smoke))
     lines.append("")
     lines += [R.md_table(["Mode", "distinct executables built", "smoke run"], smoke_rows(smoke)), ""]
-    if problems:
-        lines += ["## FAILURES", ""] + ["- **%s**" % p for p in problems] + [""]
+    lines += R.failures_section(problems)
     lines += ["![patch sizes](bench.png)", ""]
     return "\n".join(lines)
 

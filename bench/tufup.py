@@ -152,23 +152,13 @@ def build_report(res) -> str:
         "only, peak memory is its `ru_maxrss` from `os.wait4`. Times are the median of %s, memory "
         "the largest. Ratios below 1 favour pyzpatch." % R.runs_text(repeats),
         "",
-    ] + R.results_section(SCENARIOS, rows, R.cells(MAIN, rows), R.cells(DETAIL, rows)) + [
-        "## Targets",
-        "",
-        R.targets_table(["Target", "Measured", "Met"], targets(rows)),
-        "",
-    ]
-    if res["problems"]:
-        lines += ["## FAILURES", ""] + ["- **%s**" % p for p in res["problems"]] + [""]
+    ] + R.results_and_targets(SCENARIOS, rows, MAIN, DETAIL, targets(rows))
+    lines += R.failures_section(res["problems"])
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = D.arg_parser(__doc__, SCENARIOS, "docs/bench-tufup.md")
-    args = parser.parse_args(argv)
-    started = time.monotonic()
-    repeats = 1 if args.quick else 3
-    chosen = D.chosen_scenarios(parser, args, SCENARIOS)
+    args, chosen, repeats, started = D.parse_run_args(__doc__, SCENARIOS, "docs/bench-tufup.md", argv)
     python = build_tufup_venv()
     if python is None:
         print("bench/tufup.py: %s could not be made (see above)" % TUFUP_VENV, file=sys.stderr)
@@ -178,18 +168,9 @@ def main(argv=None) -> int:
                                        check=True).stdout.split()
     source_at_start = D.pyzpatch_source_digest()
     rows, problems = [], []
-    for scenario in chosen:
-        print("[tufup] %s: building..." % scenario.name, file=sys.stderr, flush=True)
-        old_spec, new_spec = scenario.prepare()
-        try:
-            old, new = old_spec.folder(), new_spec.folder()
-        except Exception as exc:  # a build failure is a bench failure, reported, not a crash
-            D.failure(problems, "%s: build failed: %s" % (scenario.name, exc))
-            continue
+    for scenario, old, new in D.built_folders(chosen, problems, "tufup"):
         row = measure(scenario, old, new, str(python), repeats)
-        rows.append(row)
-        for err in row["errors"]:
-            D.failure(problems, "%s: %s" % (scenario.name, err))
+        D.record(rows, problems, scenario, row)
         print("[tufup] %s: PyzpatchDiff %s B, default %s B" % (scenario.name, R.fmt_bytes(row.get("pyzpatch_size")),
                                                               R.fmt_bytes(row.get("default_size"))), file=sys.stderr)
     D.close_workers()

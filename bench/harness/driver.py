@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -219,6 +220,35 @@ def chosen_scenarios(parser, args, scenarios) -> list:
     if unknown:
         parser.error("unknown scenario(s) %s; choose from %s" % (", ".join(unknown), ", ".join(known)))
     return [s for s in scenarios if s.name in names]
+
+
+def parse_run_args(doc: str, scenarios, doc_names: str, argv=None):
+    """The usual start of a benchmark's main: (args, the scenarios chosen, repeats per
+    measurement, the start time)."""
+    parser = arg_parser(doc, scenarios, doc_names)
+    args = parser.parse_args(argv)
+    return args, chosen_scenarios(parser, args, scenarios), 1 if args.quick else 3, time.monotonic()
+
+
+def built_folders(chosen, problems: List[str], tag: str):
+    """(scenario, old folder, new folder) for each chosen scenario whose two builds succeed; a
+    build failure is a bench failure, reported, not a crash."""
+    for scenario in chosen:
+        print("[%s] %s: building..." % (tag, scenario.name), file=sys.stderr, flush=True)
+        old_spec, new_spec = scenario.prepare()
+        try:
+            old, new = old_spec.folder(), new_spec.folder()
+        except Exception as exc:
+            failure(problems, "%s: build failed: %s" % (scenario.name, exc))
+            continue
+        yield scenario, old, new
+
+
+def record(rows: list, problems: List[str], scenario, row: dict) -> None:
+    """Keep a measured row, and its errors as failures."""
+    rows.append(row)
+    for err in row["errors"]:
+        failure(problems, "%s: %s" % (scenario.name, err))
 
 
 def failure(problems: List[str], msg: str) -> None:

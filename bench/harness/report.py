@@ -241,3 +241,18 @@ def size_chart(path: Path, panels, series, ylim_keys) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def failures_section(problems) -> list:
+    """The report's FAILURES section (nothing when there are none), as lines."""
+    return ["## FAILURES", ""] + ["- **%s**" % p for p in problems] + [""] if problems else []
+
+
+def results_and_targets(scenarios, rows, main, detail, targets) -> list:
+    """The results tables, then the targets table, as lines."""
+    return results_section(scenarios, rows, cells(main, rows), cells(detail, rows)) + [
+        "## Targets",
+        "",
+        targets_table(["Target", "Measured", "Met"], targets),
+        "",
+    ]

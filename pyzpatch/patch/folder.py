@@ -245,19 +245,12 @@ def _finish_staging(staging: str, target: str, old_owners: dict, new_node: Node,
     default_owner = (root_st.st_uid, root_st.st_gid)
     files = [e for e in to_finish if not e[3]]
     folders = [e for e in to_finish if e[3]]
-    for path, key, mode, _ in files:
-        _checkpoint()
-        uid, gid = old_owners.get(key, default_owner)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            give_like(path, uid, gid, mode, fd=fd)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for path, key, mode, _ in sorted(folders, key=lambda e: e[0], reverse=True) + [(staging, "", new_node.meta[0], True)]:
+    deepest_first = sorted(folders, key=lambda e: e[0], reverse=True) + [(staging, "", new_node.meta[0], True)]
+    for path, key, mode, is_folder in files + deepest_first:
         _checkpoint()
         uid, gid = old_owners.get(key, default_owner) if key else default_owner
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY" if is_folder else "O_BINARY", 0)
+        fd = os.open(path, flags)
         try:
             give_like(path, uid, gid, mode, fd=fd)
             os.fsync(fd)
