@@ -41,9 +41,8 @@ def test_cases_leave_nothing_behind():
     assert sorted(after) == sorted(left)
 
 
-# -- what the fuzzer found and is reported, not fixed here (fuzz/folders.py KNOWN): each test
-# -- fails today (xfail, strict) and passes once the finding is fixed; then drop its mark and
-# -- its entry in KNOWN.
+# -- what the fuzzer found (fixed: a link through a loop is refused; an unlistable or too deep
+# -- folder is a PyzpatchError, not an OSError)
 
 
 def _folder(root: str, name: str, tree: dict, mode: int = 0o755) -> str:
@@ -55,8 +54,6 @@ def _folder(root: str, name: str, tree: dict, mode: int = 0o755) -> str:
 APP = {"app": ("f", 0o644, "", b"program\n")}
 
 
-@pytest.mark.xfail(strict=True, reason="reported: a link through a loop (esc -> esc/../..) is accepted; "
-                                       "the system says ELOOP, os.path.realpath and coreutils disagree")
 def test_a_link_through_a_loop_is_refused_or_resolves_inside():
     with folders.Case() as case:
         folders.write_tree(case.target, 0o755, APP)
@@ -70,8 +67,6 @@ def test_a_link_through_a_loop_is_refused_or_resolves_inside():
         assert real.startswith(os.path.realpath(case.target)), real
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="reported: scan lets OSError through "
-                                                        "(a path past PATH_MAX)")
 def test_make_of_a_folder_deeper_than_path_max_is_a_pyzpatch_error():
     with folders.Case() as case:
         folders.write_tree(case.target, 0o755, APP)
@@ -85,8 +80,6 @@ def test_make_of_a_folder_deeper_than_path_max_is_a_pyzpatch_error():
             folders.make_folder_patch(case.target, new)
 
 
-@pytest.mark.xfail(strict=True, reason="reported: apply lets PermissionError through for a target "
-                                       "its user may not list")
 def test_apply_to_a_folder_its_user_may_not_list_is_a_pyzpatch_error():
     with folders.Case() as case:
         folders.write_tree(case.target, 0o755, dict(APP, locked=("d", 0, "", b"")))

@@ -16,7 +16,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from ..errors import FileAccessError, PyzpatchError
 from ..formats.node import Child, Node
@@ -51,6 +51,15 @@ def scan(root: str) -> List[Entry]:
     """Every file, link and folder below ``root`` (links are not followed), in path order."""
     if not os.path.isdir(root):
         raise PyzpatchError("is not a folder", source=root)
+    try:
+        entries = _scan_entries(root)
+    except OSError as exc:  # a folder that cannot be listed, a path too long for the system
+        raise FileAccessError(exc.strerror or str(exc), source=exc.filename or root) from None
+    entries.sort(key=lambda e: e.path)
+    return entries
+
+
+def _scan_entries(root: str) -> List[Entry]:
     entries: List[Entry] = []
     for found in walk(root):
         st = found.st
@@ -64,7 +73,6 @@ def scan(root: str) -> List[Entry]:
             entries.append(Entry(found.path, FILE, mode, "", owner))
         else:
             raise PyzpatchError("is neither a file, a folder nor a symbolic link", source=found.full)
-    entries.sort(key=lambda e: e.path)
     return entries
 
 
@@ -179,20 +187,24 @@ def _check_links_stay_inside(node: Node) -> None:
     A name the folder does not hold is taken for a plain folder: a program may create it later,
     and walking it as text is the most a later folder could allow. A file in the middle of a
     path ends the lookup with an error on any system, so it cannot lead outside either; it is
-    walked as text too (stricter than needed). A path through more than ``MAX_LINK_HOPS`` links
-    (a loop) leads nowhere: the system refuses to look it up.
+    walked as text too (stricter than needed). A link through a loop, or through more than
+    ``MAX_LINK_HOPS`` links, is refused: the system would not follow it, and tools disagree on
+    where it leads.
     """
     links = {c.key: c.attrs[2] for c in node.children if c.attrs[0] == LINK}
-    resolved: Dict[str, Optional[List[str]]] = {}  # link path -> where it leads (None: nowhere)
+    resolved: Dict[str, List[str]] = {}  # link path -> the folder parts it leads to
     pending = set()
 
-    def resolve(link: str, hops: int) -> Optional[List[str]]:
+    def resolve(link: str, hops: int) -> List[str]:
         if link in resolved:
             return resolved[link]
         if hops > MAX_LINK_HOPS or link in pending:
-            return None  # a loop, or too long a chain: ELOOP, not a way out
+            # The system would refuse it (ELOOP), but tools disagree on where such a link
+            # leads (os.path.realpath: outside; coreutils: never returns): refused.
+            raise PyzpatchError(f"link {link!r} leads into a loop of links (or through more than "
+                                f"{MAX_LINK_HOPS})")
         pending.add(link)
-        where: Optional[List[str]] = link.split("/")[:-1]
+        where = link.split("/")[:-1]
         for part in links[link].split("/"):
             if part in ("", "."):
                 continue
@@ -207,10 +219,7 @@ def _check_links_stay_inside(node: Node) -> None:
             through = "/".join(where)
             if through in links:
                 # Each link is resolved once and remembered, so a long chain costs its length.
-                where = resolve(through, hops + 1)
-                if where is None:
-                    break
-                where = list(where)
+                where = list(resolve(through, hops + 1))
         pending.discard(link)
         resolved[link] = where
         return where
