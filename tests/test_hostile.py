@@ -424,20 +424,27 @@ def unprivileged(*args, timeout=120) -> subprocess.CompletedProcess:
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
-def test_a_read_only_subfolder_does_not_block_updates(tmp_path):
-    """The review: a build with a 0555 subfolder, applied by its non-root owner, got its new
-    folder, then a traceback, and the old folder stayed as .NAME.pyzpatch-new for good."""
+def three_versions_with_a_read_only_folder(tmp_path: Path, name: str):
+    """Folders old, new (app v2) and newer (app v3), each with a read-only folder ``name``
+    holding a file, and the patches p1 (old to new) and p2 (new to newer) beside them."""
     old, new = two_folders(tmp_path)
     for d in (old, new):
-        (d / "data").mkdir()
-        (d / "data" / "x.txt").write_text("data\n")
-        os.chmod(d / "data", 0o555)
+        (d / name).mkdir()
+        (d / name / "x.txt").write_text("data\n")
+        os.chmod(d / name, 0o555)
     (new / "app").write_text("program v2\n")
     newer = tmp_path / "newer"
     shutil.copytree(new, newer, symlinks=True)
     (newer / "app").write_text("program v3\n")
     assert run_cli("make", old, new, "-o", tmp_path / "p1").returncode == 0
     assert run_cli("make", new, newer, "-o", tmp_path / "p2").returncode == 0
+    return old, new
+
+
+def test_a_read_only_subfolder_does_not_block_updates(tmp_path):
+    """The review: a build with a 0555 subfolder, applied by its non-root owner, got its new
+    folder, then a traceback, and the old folder stayed as .NAME.pyzpatch-new for good."""
+    old, new = three_versions_with_a_read_only_folder(tmp_path, "data")
     first = unprivileged("apply", old, tmp_path / "p1")
     assert first.returncode == 0, first.stderr
     assert (old / "app").read_text() == "program v2\n" and leftovers(old) == []
@@ -465,19 +472,9 @@ def test_what_cannot_be_removed_is_moved_out_of_the_way(tmp_path):
     """A folder inside the old build owned by someone else and read-only: the unprivileged
     applier cannot empty it. The update still lands, the rest goes under a trash name, and the
     next apply is not blocked by it."""
-    old, new = two_folders(tmp_path)
-    for d in (old, new):
-        (d / "theirs").mkdir()
-        (d / "theirs" / "f").write_text("f\n")
-        os.chmod(d / "theirs", 0o555)
-    (new / "app").write_text("program v2\n")
-    newer = tmp_path / "newer"
-    shutil.copytree(new, newer, symlinks=True)
-    (newer / "app").write_text("program v3\n")
-    assert run_cli("make", old, new, "-o", tmp_path / "p1").returncode == 0
-    assert run_cli("make", new, newer, "-o", tmp_path / "p2").returncode == 0
+    old, new = three_versions_with_a_read_only_folder(tmp_path, "theirs")
     os.chown(old / "theirs", 65534, 65534)  # owners are not part of a folder's hash
-    os.chown(old / "theirs" / "f", 65534, 65534)
+    os.chown(old / "theirs" / "x.txt", 65534, 65534)
     try:
         first = unprivileged("apply", old, tmp_path / "p1")
         assert first.returncode == 0, first.stderr
