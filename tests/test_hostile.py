@@ -188,6 +188,21 @@ def peak_of(code: str) -> tuple:
     return lines[:-1], int(lines[-1])
 
 
+def apply_in_a_fresh_process(target: Path, patch: Path, folder: bool = False) -> tuple:
+    """Apply ``patch`` to ``target`` (a file, or a folder) through the API in a fresh
+    interpreter: (the refusal's problem, if any, as output lines; peak RSS in MiB)."""
+    call = "apply_folder_patch" if folder else "apply_patch"
+    module = "folder" if folder else "file"
+    return peak_of(f"""
+from pyzpatch import PyzpatchError
+from pyzpatch.patch.{module} import {call}
+try:
+    {call}({str(target)!r}, {str(patch)!r})
+except PyzpatchError as exc:
+    print(exc.problem)
+""")
+
+
 def deflated_patch(path: Path, header: Header, payload_size: int, body_size=None) -> Path:
     """A patch whose body is ``payload_size`` zero bytes, deflated (about 1,000 to one), written
     without ever holding the body in memory; ``body_size`` is what the header declares."""
@@ -224,14 +239,7 @@ def test_apply_checks_the_target_before_the_body(tmp_path):
     header = Header(1 << 20, bytes(32), 200 << 20, bytes(32))  # not this file's hash
     patch = deflated_patch(tmp_path / "p", header, 768 << 20)
     assert patch.stat().st_size < 1 << 20
-    out, peak = peak_of(f"""
-from pyzpatch import PyzpatchError
-from pyzpatch.patch.file import apply_patch
-try:
-    apply_patch({str(target)!r}, {str(patch)!r})
-except PyzpatchError as exc:
-    print(exc.problem)
-""")
+    out, peak = apply_in_a_fresh_process(target, patch)
     assert "SHA-256 differs" in out[0]
     assert peak < 100, peak
 
@@ -244,14 +252,7 @@ def test_the_body_is_charged_to_the_budget(tmp_path):
     header = Header(len(base.OLD), patchfile.sha256_of(base.OLD), len(base.NEW), patchfile.sha256_of(base.NEW))
     budget = patchfile.memory_budget(header.new_size)
     patch = deflated_patch(tmp_path / "p", header, budget >> 20 << 20)
-    out, peak = peak_of(f"""
-from pyzpatch import PyzpatchError
-from pyzpatch.patch.file import apply_patch
-try:
-    apply_patch({str(target)!r}, {str(patch)!r})
-except PyzpatchError as exc:
-    print(exc.problem)
-""")
+    out, peak = apply_in_a_fresh_process(target, patch)
     assert out and out[0], "refused"  # zero bytes are no plan
     assert peak < (budget >> 20) + 120, peak  # the body once, not twice (split_body copied it)
 
@@ -289,14 +290,7 @@ def test_folder_entries_are_charged_to_the_budget(tmp_path):
     (folder / "app").write_text("program\n")
     patch = many_entries_patch(tmp_path / "p", folder, 400_000)
     assert patch.stat().st_size < 2 << 20
-    out, peak = peak_of(f"""
-from pyzpatch import PyzpatchError
-from pyzpatch.patch.folder import apply_folder_patch
-try:
-    apply_folder_patch({str(folder)!r}, {str(patch)!r})
-except PyzpatchError as exc:
-    print(exc.problem)
-""")
+    out, peak = apply_in_a_fresh_process(folder, patch, folder=True)
     assert "more children than" in out[0], out
     assert peak < 300, peak
     assert sorted(os.listdir(folder)) == ["app"] and leftovers(folder) == []

@@ -133,16 +133,6 @@ def node_hash(node: Node, content_hash=None) -> tuple:
     return total, h.digest()
 
 
-def total_size(root: str) -> int:
-    """The bytes of every regular file below ``root`` (links not followed); 0 if it is missing."""
-    if not os.path.isdir(root):
-        return 0
-    try:
-        return sum(f.st.st_size for f in walk(root) if stat.S_ISREG(f.st.st_mode))
-    except OSError:
-        return 0
-
-
 def check_new_node(node: Node) -> None:
     """Refuse a folder a patch describes if any entry could land or point outside it."""
     if not (isinstance(node.meta, tuple) and len(node.meta) >= 1 and isinstance(node.meta[0], int)
