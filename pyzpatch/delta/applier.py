@@ -9,6 +9,11 @@ name a removed sibling, and the rebuilt container may not hold a key twice.
 ``size_limit`` bounds each piece, and the same amount is the budget for everything applying
 allocates together (literals, splice copies, bsdiff results, opened containers, decompressed
 and re-compressed content): each allocation is charged before it is made.
+
+A folder's files are independent of one another: with ``defer`` the files of the folder being
+applied are not made at once but each when it is written (``Deferred.resolve``), and the budget
+what that file's making took is given back once it has been made (the caller writes it and lets
+go of it before the next), so memory follows the largest changed file, not the whole change.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from .plan import (
     ChildCopy,
     ChildPlan,
     ChildRecompress,
+    ChildSame,
     Literal,
     NodePlan,
     SparseBlock,
@@ -33,6 +39,23 @@ from .plan import (
 )
 from .plan import Same as SameBytes
 from .wire import resolve_value
+
+
+class Deferred:
+    """A folder file's new bytes, not yet made: ``resolve`` makes them (one at a time)."""
+
+    def __init__(self, applier: "Applier", plan: ChildPlan, old: Optional[Child], path: str,
+                 donors: Optional[dict]):
+        self._applier, self._plan, self._old, self._path, self._donors = applier, plan, old, path, donors
+
+    def resolve(self):
+        """The bytes (bytes-like or LazyBlob); the budget they took is free again afterwards."""
+        applier = self._applier
+        budget = applier.budget
+        try:
+            return applier.child(self._plan, self._old, self._path, self._donors)[0]
+        finally:
+            applier.budget = budget
 
 
 class Applier:
@@ -68,14 +91,20 @@ class Applier:
         if isinstance(plan, Bsdiff):
             return self._bsdiff(plan, old)
         if isinstance(plan, Struct):
-            if isinstance(old, LazyBlob):
-                self._charge(len(old), plan.at)
-                old = materialize(old)
-            node = registry.open_node(plan.kind, old)
+            node = registry.open_node(plan.kind, self._in_memory(old, plan.at))
             return registry.build_node(self.node(plan.node, node, path))
         raise TypeError(f"not a bytes plan: {plan!r}")
 
+    def _in_memory(self, old, at: int):
+        """``old`` as bytes-like: a LazyBlob (a file on disk, a rebuilt container) is read whole,
+        charged first."""
+        if isinstance(old, LazyBlob):
+            self._charge(len(old), at)
+            return materialize(old)
+        return old
+
     def _splice(self, plan: Splice, old) -> bytes:
+        old = self._in_memory(old, plan.at)
         self._charge(len(old), plan.at)
         out = bytearray(old)
         for offset, run, at in plan:
@@ -85,6 +114,7 @@ class Applier:
         return bytes(out)
 
     def _bsdiff(self, plan: Bsdiff, old) -> bytes:
+        old = self._in_memory(old, plan.at)
         triples = []
         old_pos = 0
         for x, y, z, at in plan:
@@ -143,8 +173,9 @@ class Applier:
 
     # -- containers ----------------------------------------------------------------------
 
-    def node(self, plan: NodePlan, old: Node, path: str) -> Node:
-        """The node that ``plan`` makes of ``old``."""
+    def node(self, plan: NodePlan, old: Node, path: str, defer: bool = False) -> Node:
+        """The node that ``plan`` makes of ``old``; with ``defer``, its added and changed
+        children's data are ``Deferred`` (see the module's docstring)."""
         meta = resolve_value(plan.meta, old.meta)
         if plan.removed.count > len(old.children):
             raise fail(plan.removed.at, f"number {plan.removed.count} exceeds the limit {len(old.children)}")
@@ -168,7 +199,10 @@ class Applier:
         for entry in plan.added:
             if entry.position >= total:
                 raise fail(entry.at, "added child index out of order or range")
-            data, compression, size = self.child(entry.child, None, f"{path}/{entry.key}", donors)
+            if defer:
+                data, compression, size = Deferred(self, entry.child, None, f"{path}/{entry.key}", donors), None, None
+            else:
+                data, compression, size = self.child(entry.child, None, f"{path}/{entry.key}", donors)
             added[entry.position] = Child(entry.key, entry.attrs, data, compression, size)
 
         if len(plan.changed) > len(kept):
@@ -180,7 +214,10 @@ class Applier:
                 raise fail(entry.at, f"changed child {entry.key!r} is not in the base (is this the right file?)")
             child = kept[j]
             attrs = resolve_value(entry.attrs, child.attrs)
-            data, compression, size = self.child(entry.child, child, f"{path}/{entry.key}")
+            if defer and not isinstance(entry.child, ChildSame):
+                data, compression, size = Deferred(self, entry.child, child, f"{path}/{entry.key}", None), None, None
+            else:
+                data, compression, size = self.child(entry.child, child, f"{path}/{entry.key}")
             kept[j] = Child(entry.key, attrs, data, compression, size)
 
         it = iter(kept)

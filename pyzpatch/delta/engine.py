@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from ..formats.node import Node
-from .applier import Applier
+from .applier import Applier, Deferred
 from .changes import STRUCT, Change
 from .explainer import explain_bytes, explain_node
 from .reader import PlanReader, read_bytes_plan, read_node_plan
 
-__all__ = ["Change", "Decoded", "Explanation", "decode_file", "decode_folder", "explain"]
+__all__ = ["Change", "Decoded", "Deferred", "Explanation", "decode_file", "decode_folder", "explain"]
 
 
 def __getattr__(name: str):
@@ -71,13 +71,14 @@ def decode_file(body, old, limit: int, reproduced: Optional[dict] = None) -> Dec
     return Decoded(result, applier.recompressed)
 
 
-def decode_folder(body, old: Node, limit: int) -> Node:
+def decode_folder(body, old: Node, limit: int, defer: bool = False) -> Node:
     """The new node that ``body`` (whose root is a node delta, as a folder patch's is) makes of
-    the old node ``old``."""
+    the old node ``old``. With ``defer``, each added or changed file is made only when its
+    ``Deferred`` data is resolved (applier.py): a folder's apply holds one at a time."""
     reader = PlanReader(body.ops, body.diff, body.lit, limit, limit - body_size(body))
     plan = reader.node_plan(old.kind)
     reader.finish()
-    return Applier(limit, reader.budget_left).node(plan, old, "")
+    return Applier(limit, reader.budget_left).node(plan, old, "", defer=defer)
 
 
 def explain(body, limit: int, node_kind: Optional[str] = None) -> Explanation:

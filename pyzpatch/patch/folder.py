@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List
 
-from ..delta.engine import decode_folder
+from ..delta.engine import Deferred, decode_folder
 from ..errors import AlreadyAppliedError, CorruptError, FileAccessError, FormatError, PyzpatchError, WrongBaseError
 from ..formats.node import Child, Node, flatten
 from ..fs.durable import fsync_path, remove_quietly
@@ -47,7 +47,7 @@ from ..patchfile.codec import Body, Header, piece_limit
 from ..patchfile.reader import read_patch_file
 from . import manifest as manifests
 from .file import LOCK_WAIT
-from .foldernode import DIR, LINK, FolderContents, check_new_node, node_hash
+from .foldernode import DIR, LINK, FolderContents, check_new_node, node_hash, sha256_of
 from .made import MadePatch, signed
 
 _RENAME_EXCHANGE = 2
@@ -87,7 +87,8 @@ def describe_carried(paths: List[str], names: int = 3) -> str:
 
 
 class _Sums:
-    """The SHA-256 of each child's bytes, computed once (by key: one folder's children only)."""
+    """The SHA-256 of each child's bytes, computed once (by key: one folder's children only),
+    reading a file on disk piece by piece."""
 
     def __init__(self) -> None:
         self.cache: dict = {}
@@ -95,8 +96,44 @@ class _Sums:
     def __call__(self, child) -> bytes:
         digest = self.cache.get(child.key)
         if digest is None:
-            digest = self.cache[child.key] = hashlib.sha256(child.data).digest()
+            digest = self.cache[child.key] = sha256_of(child.data)
         return digest
+
+
+class _Made:
+    """The new folder's files, made one at a time (``Deferred``) and let go of once written or
+    hashed: what each one's SHA-256 and size came to, by key. Unchanged files are the old
+    folder's, whose digests ``sums`` already has."""
+
+    def __init__(self, sums: _Sums) -> None:
+        self.sums = sums
+        self.digests: dict = {}
+        self.sizes: dict = {}
+
+    def data(self, child):
+        """The child's bytes: made now if they are deferred."""
+        return child.data.resolve() if isinstance(child.data, Deferred) else child.data
+
+    def record(self, child, digest: bytes, size: int) -> None:
+        self.digests[child.key], self.sizes[child.key] = digest, size
+
+    def hash_unwritten(self, child) -> None:
+        """Make (if deferred) and hash a file that is not written (a dry run)."""
+        if isinstance(child.data, Deferred):
+            data = child.data.resolve()
+            self.record(child, sha256_of(data), len(data))
+        else:
+            self.record(child, self.sums(child), len(child.data))
+
+    def digest(self, child) -> bytes:
+        if child.key not in self.digests:  # a folder or link (no bytes), or a file not written
+            self.hash_unwritten(child)
+        return self.digests[child.key]
+
+    def size(self, child) -> int:
+        if child.key not in self.sizes:
+            self.hash_unwritten(child)
+        return self.sizes[child.key]
 
 
 def make_folder_patch(old_dir, new_dir, sign_key=None, manifest: bool = True) -> MadePatch:
@@ -149,8 +186,8 @@ def _piece_hash(child) -> bytes:
     return h.digest()
 
 
-def _decode(header: Header, body: Body, old_node: Node) -> Node:
-    return decode_folder(body, old_node, piece_limit(header))
+def _decode(header: Header, body: Body, old_node: Node, defer: bool = False) -> Node:
+    return decode_folder(body, old_node, piece_limit(header), defer)
 
 
 def _exchange(a: str, b: str) -> bool:
@@ -194,11 +231,12 @@ def _recover(target: str) -> str:
     return note
 
 
-def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node) -> tuple:
+def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node, made: _Made) -> tuple:
     """Write the new folder's names and bytes into ``staging``, every file and folder still
     private to this process (``_finish_staging`` gives them their modes and owners once the
-    contents are checked: a folder of mode 000 could be neither filled nor read back);
-    return (files written, files linked, what to finish)."""
+    contents are checked: a folder of mode 000 could be neither filled nor read back); each
+    changed file is made (``made``) as it is written, hashed as it goes, and let go of before
+    the next. Return (files written, files linked, what to finish)."""
     old_children = {c.key: c for c in old_node.children}
     written = linked = 0
     os.mkdir(staging, 0o700)
@@ -220,17 +258,22 @@ def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node) 
             if before is not None and child.data is before.data and child.attrs == before.attrs:
                 try:
                     os.link(os.path.join(old_root, *child.key.split("/")), path, follow_symlinks=False)
+                    made.record(child, made.sums(before), len(before.data))
                     linked += 1
                     continue
                 except OSError:
                     pass  # another file system or no hard links: copy instead
+            h, size = hashlib.sha256(), 0
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
             with os.fdopen(fd, "wb") as fp:
-                for chunk in flatten([child.data]):
+                for chunk in flatten([made.data(child)]):
                     fp.write(chunk)
+                    h.update(chunk)
+                    size += len(chunk)
                 _checkpoint()  # a file written but not yet flushed
                 fp.flush()
                 os.fsync(fp.fileno())
+            made.record(child, h.digest(), size)
             to_finish.append((path, child.key, mode, False))
             written += 1
     return written, linked, to_finish
@@ -304,7 +347,7 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
     header = patch.header
     if not os.path.isdir(target):
         raise FileAccessError("no such folder", source=target)
-    with FolderContents(target) as found:
+    with FolderContents(target, lazy=True) as found:
         whole = found.node()
         sums = _Sums()
         size, digest = node_hash(whole, sums)
@@ -334,30 +377,34 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
         else:
             raise WrongBaseError("is not the folder the patch was made from (its contents, names or modes "
                                 "differ)", source=target)
-        # Only now, with the folder the patch names, is its body worth decompressing.
+        # Only now, with the folder the patch names, is its body worth decompressing. Its files
+        # are made one at a time as they are written (or, in a dry run, hashed).
         body = patch.body(base_size=size)
         try:
-            new_node = _decode(header, body, old_node)
+            new_node = _decode(header, body, old_node, defer=True)
             check_new_node(new_node)
             if listed is not None and listed.new_paths() != sorted(c.key for c in new_node.children):
                 raise CorruptError("its manifest does not list the entries its operations make")
         except PyzpatchError as exc:
             raise exc.with_source(patch.path)
-        if node_hash(new_node, _piece_hash) != (header.new_size, header.new_sha256):
-            raise CorruptError("applying it gives a different folder than the one it was made from",
-                                source=patch.path)
         carried = _carried(new_node, whole, extras, target)
         carried_keys = [c.key for c in carried]
+        made = _Made(sums)
         if dry_run:
+            _check_made(new_node, made, header, patch.path)
             return None, 0, 0, carried_keys
         staging = hidden(target, NEW)
         old_owners = {e.path: e.owner for e in found.entries}
         try:
-            written, linked, to_finish = _build_staging(staging, found.root, old_node, new_node)
+            try:
+                written, linked, to_finish = _build_staging(staging, found.root, old_node, new_node, made)
+            except PyzpatchError as exc:
+                raise exc.with_source(patch.path)
+            _check_made(new_node, made, header, patch.path)
             to_finish += _carry(staging, found.root, carried)
             # Checked as written, with the modes it is about to get (a folder of mode 000 could
             # not be read back once it has its mode); what was carried is not the patch's.
-            with FolderContents(staging) as staged:
+            with FolderContents(staging, lazy=True) as staged:
                 if node_hash(_with_modes(_without(staged.node(), set(carried_keys)), new_node))[1] \
                         != header.new_sha256:
                     raise PyzpatchError("the new folder written to disk does not match the patch", source=staging)
@@ -369,6 +416,17 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
             _discard(staging, target)
             raise
     return staging, written, linked, carried_keys
+
+
+def _check_made(new_node: Node, made: _Made, header: Header, patch_path) -> None:
+    """Refuse a patch whose files, as made, are not the folder its header names (files not
+    written yet, in a dry run, are made and hashed here, one at a time)."""
+    try:
+        found = node_hash(new_node, made.digest, made.size)
+    except PyzpatchError as exc:
+        raise exc.with_source(patch_path)
+    if found != (header.new_size, header.new_sha256):
+        raise CorruptError("applying it gives a different folder than the one it was made from", source=patch_path)
 
 
 def _read_manifest(patch, base_size: int) -> manifests.Manifest:
@@ -469,7 +527,8 @@ def _carry(staging: str, old_root: str, carried: list) -> list:
                 pass  # another file system or no hard links: copy instead
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
             with os.fdopen(fd, "wb") as fp:
-                fp.write(child.data)
+                for chunk in flatten([child.data]):
+                    fp.write(chunk)
                 fp.flush()
                 os.fsync(fp.fileno())
             to_finish.append((path, child.key, mode, False))

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from ..errors import FileAccessError, PyzpatchError
-from ..formats.node import Child, Node
+from ..formats.node import Child, LazyBlob, Node, flatten
 from ..fs.filebytes import FileBytes
+from ..fs.regular import open_regular
 from ..fs.safepath import split_archive_name
 from ..fs.walk import walk
 
@@ -28,6 +29,8 @@ NODE_KIND = "folder"
 FILE, LINK, DIR = "f", "l", "d"
 # Files up to this size are read into memory; larger ones are mapped (one descriptor each).
 _READ_LIMIT = 1024 * 1024
+# A folder opened for applying reads its files in pieces of this size, when they are used.
+_CHUNK = 1024 * 1024
 # The longest relative path a folder patch may create (Linux's PATH_MAX).
 MAX_PATH_LENGTH = 4096
 # The most folders a path may pass through: deep enough for any real build (the deepest in a
@@ -45,6 +48,7 @@ class Entry:
     mode: int  # permission bits
     target: str = ""  # link target
     owner: tuple = (-1, -1)  # (uid, gid) where it was scanned; not part of the folder's hash
+    size: int = 0  # a file's size when it was scanned
 
 
 def scan(root: str) -> List[Entry]:
@@ -70,16 +74,21 @@ def _scan_entries(root: str) -> List[Entry]:
         elif stat.S_ISDIR(st.st_mode):
             entries.append(Entry(found.path, DIR, mode, "", owner))
         elif stat.S_ISREG(st.st_mode):
-            entries.append(Entry(found.path, FILE, mode, "", owner))
+            entries.append(Entry(found.path, FILE, mode, "", owner, st.st_size))
         else:
             raise PyzpatchError("is neither a file, a folder nor a symbolic link", source=found.full)
     return entries
 
 
 class FolderContents:
-    """A scanned folder with its files' bytes, kept open until ``close``."""
+    """A scanned folder with its files' bytes, kept open until ``close``.
 
-    def __init__(self, root: str):
+    ``make`` compares every file with its counterpart, so by default small files are read and
+    large ones mapped. ``lazy`` (apply, and its read-back check) holds no file: each file's bytes
+    are a LazyBlob read from disk in pieces whenever they are used (hashed, linked, patched), so
+    memory follows the change, not the size of the folder."""
+
+    def __init__(self, root: str, lazy: bool = False):
         self.root = os.path.abspath(root)
         self.entries = scan(self.root)
         self.root_mode = stat.S_IMODE(os.stat(self.root).st_mode)
@@ -87,7 +96,8 @@ class FolderContents:
         self.data: Dict[str, object] = {}
         for entry in self.entries:
             if entry.kind == FILE:
-                self.data[entry.path] = self._read(os.path.join(self.root, entry.path))
+                path = os.path.join(self.root, *entry.path.split("/"))
+                self.data[entry.path] = file_blob(path, entry.size) if lazy else self._read(path)
 
     def _read(self, path: str):
         if os.path.getsize(path) <= _READ_LIMIT:
@@ -118,15 +128,48 @@ class FolderContents:
         self.close()
 
 
-def node_hash(node: Node, content_hash=None) -> tuple:
+def file_blob(path: str, size: int) -> LazyBlob:
+    """The ``size`` bytes of the regular file ``path``, read in pieces each time they are used;
+    a file whose size is no longer ``size`` is refused, naming it, when it is read."""
+
+    def pieces():
+        fd = open_regular(path)  # a name swapped for a FIFO or a device is refused
+        try:
+            left = size
+            while left > 0:
+                piece = os.read(fd, min(_CHUNK, left))
+                if not piece:
+                    raise FileAccessError("became shorter while pyzpatch was using it", source=path)
+                left -= len(piece)
+                yield piece
+            if os.read(fd, 1):
+                raise FileAccessError("grew while pyzpatch was using it", source=path)
+        except OSError as exc:
+            raise FileAccessError(exc.strerror or str(exc), source=path) from None
+        finally:
+            os.close(fd)
+
+    return LazyBlob(size, pieces)
+
+
+def sha256_of(data) -> bytes:
+    """The SHA-256 of bytes, or of a LazyBlob read piece by piece."""
+    h = hashlib.sha256()
+    for chunk in flatten([data]):
+        h.update(chunk)
+    return h.digest()
+
+
+def node_hash(node: Node, content_hash=None, size_of=None) -> tuple:
     """(total file bytes, SHA-256) naming a folder node's exact contents. ``content_hash`` maps
-    a child to the SHA-256 of its bytes (default: hash its data)."""
+    a child to the SHA-256 of its bytes (default: hash its data), ``size_of`` to their length
+    (default: the data's)."""
     h = hashlib.sha256(b"pyzpatch folder 1\0" + b"%o\0" % node.meta[0])
     total = 0
     for child in sorted(node.children, key=lambda c: c.key):
         kind, mode, target = child.attrs
-        digest = content_hash(child) if content_hash else hashlib.sha256(child.data).digest()
-        total += len(child.data)
+        digest = content_hash(child) if content_hash else sha256_of(child.data)
+        total += size_of(child) if size_of else len(child.data)
         key = child.key.encode("utf-8", "surrogateescape")
         h.update(b"%d:%s%s\0%o\0" % (len(key), key, kind.encode(), mode))
         h.update(target.encode("utf-8", "surrogateescape") + b"\0" + digest)
