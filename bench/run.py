@@ -308,9 +308,12 @@ def targets(rows) -> List[tuple]:
         t = R.ratio(r["apply_s"], r["copy_s"])
         out.append(("apply <= 3x a plain copy", "%s/%s" % (r["scenario"], r["mode"]), R.fmt_x(t), t <= 3))
     for r in rows:
-        if r["mode"] == "onefile" and r.get("apply_rss") is not None:
-            out.append(("apply peak memory < 100 MiB (one-file, %.1f MiB file)" % (r["new_size"] / D.MiB),
-                        r["scenario"], R.fmt_mib(r["apply_rss"]), r["apply_rss"] < 100 * D.MiB))
+        # Issue 13: at most 96 MiB, interpreter included, on the 21 MB one-file program (and
+        # every other one-file layout: Windows and macOS executables are one file too).
+        if r["mode"] in ONE_FILE_MODES and r.get("apply_rss") is not None:
+            out.append(("apply peak memory <= 96 MiB (one-file, %.1f MiB file)" % (r["new_size"] / D.MiB),
+                        "%s/%s" % (r["scenario"], r["mode"]), R.fmt_mib(r["apply_rss"]),
+                        r["apply_rss"] <= 96 * D.MiB))
     for p in platform_pairs(rows):
         r, lin = p["row"], p["linux"]
         if lin is None:  # the Linux row was not measured in this run (--modes): nothing to compare
