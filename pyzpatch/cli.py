@@ -169,7 +169,19 @@ def _size(n: Optional[int]) -> str:
     return "?" if n is None else f"{n:,}"
 
 
+# More entries than this whose bytes are the same and only attributes changed (a rebuilt tar's
+# member times, a folder's modes) are summed up in one line; --json lists each.
+_ATTRIBUTE_LINES = 5
+
+
 def _print_changes(changes: List[dict]) -> None:
+    from .delta.changes import ATTRIBUTES_ONLY
+
+    same = [c for c in changes if c["action"] == "changed" and c["how"] == ATTRIBUTES_ONLY]
+    if len(same) > _ATTRIBUTE_LINES:
+        changes = [c for c in changes if not (c["action"] == "changed" and c["how"] == ATTRIBUTES_ONLY)]
+        shown = ", ".join(c["path"] for c in same[:3])
+        _say(f"  changed   {len(same):,} entries, {ATTRIBUTES_ONLY} (time, mode or owner): {shown}, ...")
     for c in changes:
         sizes = ""
         if c["action"] == "changed" and c["old_size"] is not None:

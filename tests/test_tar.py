@@ -216,3 +216,27 @@ def test_ls_lists_a_tar(tmp_path):
     text = run_cli("ls", tmp_path / "a.tar", "--filter", "*.txt")
     assert text.returncode == 0 and "tar archive" in text.stdout and "./app.txt" in text.stdout
     assert "./blocks" not in text.stdout
+
+
+def test_members_with_only_new_times_are_summed_up(tmp_path):
+    """A rebuilt tar gives every member a new time: make and show say so in one line (naming a
+    few), list the member whose bytes changed as usual, and --json still lists every member."""
+    def tar_of(path, files, mtime):
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime = len(data), mtime
+                tf.addfile(info, io.BytesIO(data))
+
+    files = {f"pkg/m{i:02d}.py": b"x = %d\n" % i * 50 for i in range(12)}
+    tar_of(tmp_path / "old.tar", files, 1_600_000_000)
+    tar_of(tmp_path / "new.tar", dict(files, **{"pkg/m03.py": b"x = 'changed'\n" * 50}), 1_700_000_000)
+    made = run_cli("make", tmp_path / "old.tar", tmp_path / "new.tar", "-o", tmp_path / "p.patch")
+    assert made.returncode == 0, made.stderr
+    for out in (made.stdout, run_cli("show", tmp_path / "p.patch").stdout):
+        lines = [line for line in out.splitlines() if line.strip().startswith("changed")]
+        assert "11 entries, same bytes, other attributes" in lines[0] and "pkg/m00.py" in lines[0]
+        assert any("pkg/m03.py" in line and "attributes" not in line for line in lines[1:])
+        assert len(lines) == 2
+    listed = json.loads(run_cli("show", "--json", tmp_path / "p.patch").stdout)["changes"]
+    assert sum(c["how"] == "same bytes, other attributes" for c in listed) == 11

@@ -7,6 +7,7 @@ from typing import Optional
 # Encodings a change can name (the operation names of docs/patch-format.md).
 SAME, LITERAL, SPLICE, BSDIFF, STRUCT = "same", "literal", "splice", "bsdiff", "struct"
 RECOMPRESS, COPY = "recompress", "copy"
+ATTRIBUTES_ONLY = "same bytes, other attributes"
 
 
 @dataclass
@@ -38,7 +39,14 @@ class Change:
             return f"copy of {self.source}"
         if self.encoding == RECOMPRESS:
             return f"recompressed {self.inner}"
+        if self.attributes_only:
+            return ATTRIBUTES_ONLY
         return self.encoding
+
+    @property
+    def attributes_only(self) -> bool:
+        """The same bytes with other attributes (a mode, a tar member's time or owner)."""
+        return self.action == "changed" and self.encoding == SAME
 
     @property
     def container(self) -> bool:
