@@ -47,6 +47,7 @@ from .codes import (
 )
 from .estimate import WholeFileEstimate
 from .permutations import order_runs, permutation_bytes, rank_permutation
+from .same import same_at, same_bytes
 from .wire import Writer
 
 _SPLICE_CHUNK = 4096
@@ -102,22 +103,16 @@ def _settings(compression: str, params: recompress.Params) -> str:
     return ", ".join(words)
 
 
-def same_bytes(a, b) -> bool:
-    return len(a) == len(b) and memoryview(a) == memoryview(b)
-
-
 def rebuilds_exactly(node: Node, original) -> bool:
     """Does the codec rebuild ``node`` to exactly ``original``? (Checked before relying on it.)"""
     blob = registry.build_node(node)
     if len(blob) != len(original):
         return False
-    view = memoryview(original)
     pos = 0
     for chunk in flatten(blob.chunks()):
-        size = len(chunk)
-        if view[pos:pos + size] != memoryview(chunk):
+        if not same_at(original, pos, chunk):
             return False
-        pos += size
+        pos += len(chunk)
     return pos == len(original)
 
 
@@ -144,7 +139,7 @@ def changed_runs(old, new) -> Optional[List[Tuple[int, int]]]:
     runs: List[Tuple[int, int]] = []
     for start in range(0, len(a), _SPLICE_CHUNK):
         end = min(start + _SPLICE_CHUNK, len(a))
-        if a[start:end] == b[start:end]:
+        if same_bytes(a[start:end], b[start:end]):
             continue
         sa, sb = bytes(a[start:end]), bytes(b[start:end])
         i = 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 from . import bsdiff
+from .same import same_bytes
 
 SAMPLE_BYTES = 256 * 1024
 
@@ -44,7 +45,7 @@ def common_prefix(a, b) -> int:
     a, b = memoryview(a), memoryview(b)
     n = min(len(a), len(b))
     pos = 0
-    while pos < n and a[pos:pos + _CHUNK] == b[pos:pos + _CHUNK]:
+    while pos < n and same_bytes(a[pos:pos + _CHUNK], b[pos:pos + _CHUNK]):
         pos += _CHUNK
     end = min(pos + _CHUNK, n)
     while pos < end and a[pos] == b[pos]:
@@ -57,7 +58,7 @@ def common_suffix(a, b, limit: int) -> int:
     a, b = memoryview(a), memoryview(b)
     la, lb = len(a), len(b)
     n = 0
-    while n + _CHUNK <= limit and a[la - n - _CHUNK:la - n] == b[lb - n - _CHUNK:lb - n]:
+    while n + _CHUNK <= limit and same_bytes(a[la - n - _CHUNK:la - n], b[lb - n - _CHUNK:lb - n]):
         n += _CHUNK
     while n < limit and a[la - n - 1] == b[lb - n - 1]:
         n += 1

@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 
 from ..errors import FormatError
 from ..formats.node import DEFLATE, ZLIB
+from .same import same_bytes
 
 _CHUNK = 64 * 1024
 
@@ -61,11 +62,11 @@ def _reproduces(content: memoryview, stored: memoryview, compression: str, param
     for start in range(0, len(content), _CHUNK):
         out = comp.compress(content[start:start + _CHUNK])
         if out:
-            if stored[pos:pos + len(out)] != out:
+            if not same_bytes(stored[pos:pos + len(out)], out):
                 return False
             pos += len(out)
     out = comp.flush()
-    return stored[pos:] == out
+    return same_bytes(stored[pos:], out)
 
 
 def _candidates(hint: Optional[int]) -> Iterator[Params]:
