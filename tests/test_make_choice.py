@@ -7,13 +7,18 @@ import lzma
 import os
 import sysconfig
 import zipfile
+import zlib
 from pathlib import Path
 
 import bsdiff4
+import pytest
 
 from pyzpatch import apply_patch, make_patch
 from pyzpatch.delta.estimate import common_prefix, common_suffix
+from pyzpatch.delta.same import same_at, same_bytes
+from pyzpatch.errors import FormatError
 from pyzpatch.patchfile import codec
+from pyzpatch.workers import Workers
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -96,3 +101,68 @@ def test_common_prefix_and_suffix():
     assert common_prefix(a, a) == len(a) and common_suffix(a, a, len(a)) == len(a)
     assert common_prefix(b"", a) == 0 and common_suffix(a, b"", 0) == 0
     assert common_prefix(a[:5000], a) == 5000
+
+
+def _joined_patch():
+    """A patch whose body is over SPLIT_BODY: two LZMA2 streams joined (real text)."""
+    text = b"".join(data for _, data in _sources(400))[:codec.SPLIT_BODY + 4096]
+    body = codec.Body(ops=b"\x07" * 100, diff=b"\x01\x02", lit=text)
+    header = codec.Header(old_size=1, old_sha256=bytes(32), new_size=len(text), new_sha256=bytes(32))
+    return codec.encode(header, body), body
+
+
+def test_joined_body_is_read_back_in_two_pieces():
+    """make reads its own joined body back as two pieces at once, split at the dictionary reset
+    in its middle: the same body as reading it whole."""
+    blob, body = _joined_patch()
+    _, framing = codec.read_header(blob)
+    data = memoryview(blob)[framing.start:-4]
+    resets = codec.lzma2_resets(data)
+    assert resets[0] == (0, 0) and len(resets) == 2  # each half starts with one
+    assert 0 < resets[1][1] < framing.body_size
+    with Workers(1) as pool:
+        assert codec._decode_in_two(blob, framing, pool) == codec.join_body(body)
+        _, got = codec.decode(blob, workers=pool)
+    assert (bytes(got.ops), bytes(got.diff), bytes(got.lit)) == (body.ops, body.diff, body.lit)
+
+
+def test_joined_body_damaged_in_one_piece_is_refused_as_when_read_whole():
+    """A byte changed in the second piece (CRC fixed up, so only the decoder can tell): the two
+    pieces do not decode, and decode says what the whole read says."""
+    blob, _ = _joined_patch()
+    _, framing = codec.read_header(blob)
+    split = codec.lzma2_resets(memoryview(blob)[framing.start:-4])[1][0]
+    bad = bytearray(blob[:-4])
+    bad[framing.start + split + 200] ^= 0xFF
+    bad += zlib.crc32(bad).to_bytes(4, "little")
+    with Workers(1) as pool:
+        assert codec._decode_in_two(bytes(bad), framing, pool) is None
+        with pytest.raises(FormatError) as in_two:
+            codec.decode(bytes(bad), workers=pool)
+    with pytest.raises(FormatError) as whole:
+        codec.decode(bytes(bad))
+    assert str(in_two.value) == str(whole.value)
+
+
+def test_lzma2_resets_of_streams_that_do_not_parse():
+    whole = lzma.compress(b"x" * 1000, format=lzma.FORMAT_RAW, filters=codec._filters(20))
+    assert codec.lzma2_resets(whole) == [(0, 0)]
+    assert codec.lzma2_resets(whole[:-1]) == []  # no end marker
+    assert codec.lzma2_resets(b"\x05" + whole[1:]) == []  # not a chunk
+    assert codec.lzma2_resets(whole[:3]) == []
+
+
+def test_same_bytes_on_views_of_real_files():
+    """The equality make compares children and rebuilt containers with (bytes, views, slices of
+    a file; a difference in the first, a middle and the last byte)."""
+    data = b"".join(d for _, d in _sources(30))
+    assert len(data) > 3 * 32 * 1024
+    view = memoryview(bytearray(data))
+    assert same_bytes(data, view) and same_bytes(view[5:], data[5:]) and same_bytes(b"", memoryview(b""))
+    for pos in (0, len(data) // 2, len(data) - 1):
+        other = bytearray(data)
+        other[pos] ^= 1
+        assert not same_bytes(data, other)
+    assert not same_bytes(data, data[:-1])
+    assert same_at(data, 1000, data[1000:2000]) and not same_at(data, 1001, data[1000:2000])
+    assert not same_at(data, len(data) - 10, data[:20])  # runs past the end

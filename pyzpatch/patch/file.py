@@ -18,6 +18,7 @@ from typing import Optional
 from ..delta.codes import SAME, STRUCT
 from ..delta.digest import content_digest
 from ..delta.engine import Change, decode_file, explain
+from ..delta.same import same_bytes
 from ..errors import AlreadyAppliedError, CorruptError, FileAccessError, FormatError, PyzpatchError, WrongBaseError
 from ..formats import executable, registry
 from ..formats.node import flatten
@@ -106,7 +107,7 @@ def _make_patch(old_path, new_path) -> MadePatch:
         threshold = max(_FALLBACK_CHECK_BYTES, len(new) // 50)
         # Asked (still while the body compresses) wherever the patch may come out above it.
         bound = encoder.estimate.lower_bound() if structural and len(body.ops) + len(body.diff) + len(body.lit) > threshold else None
-        data = _verified_encoding(data.result(), header, body, str(new_path))
+        data = _verified_encoding(data.result(), header, body, str(new_path), pool)
         whole_file = None
         if structural and len(data) > threshold:
             if bound is None:
@@ -118,7 +119,7 @@ def _make_patch(old_path, new_path) -> MadePatch:
                 whole_header = Header(header.old_size, header.old_sha256, header.new_size, header.new_sha256)
                 whole = pool.submit(patchfile.encode, whole_header, whole_body)
                 _verify_body(whole_header, whole_body, old.data, str(new_path))
-                whole = _verified_encoding(whole.result(), whole_header, whole_body, str(new_path))
+                whole = _verified_encoding(whole.result(), whole_header, whole_body, str(new_path), pool)
                 whole_file["whole_size"] = len(whole)
                 if len(whole) < len(data):
                     data, header, changes, structural = whole, whole_header, [], False
@@ -152,14 +153,15 @@ def _verify_body(header: Header, body: Body, old, new_name: str, reproduced=None
                             "please report it with both files", source=new_name)
 
 
-def _verified_encoding(data: bytes, header: Header, body: Body, new_name: str) -> bytes:
+def _verified_encoding(data: bytes, header: Header, body: Body, new_name: str, workers=None) -> bytes:
     """``data``, once reading it back gives ``header`` and ``body`` exactly (with
-    ``_verify_body``, the patch as written rebuilds the new file)."""
-    got_header, got = patchfile.decode(data)
+    ``_verify_body``, the patch as written rebuilds the new file). ``workers``: a body joined
+    from two LZMA2 streams is read back as its two pieces at once."""
+    got_header, got = patchfile.decode(data, workers=workers)
     named = ("old_size", "old_sha256", "new_size", "new_sha256", "content_digest")
     streams = ("ops", "diff", "lit")
     if (any(getattr(got_header, k) != getattr(header, k) for k in named)
-            or any(patchfile.sha256_of(getattr(got, k)) != patchfile.sha256_of(getattr(body, k)) for k in streams)):
+            or not all(same_bytes(getattr(got, k), getattr(body, k)) for k in streams)):
         raise PyzpatchError("internal error: the patch file does not read back as written; "
                             "please report it with both files", source=new_name)
     return data
