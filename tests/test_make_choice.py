@@ -88,6 +88,7 @@ def test_large_body_compressed_in_two_halves_reads_back(tmp_path):
     got_header, got = codec.decode(blob)
     assert bytes(got.lit) == text and bytes(got.ops) == body.ops
     _, framing = codec.read_header(blob)
+    assert framing.dict_log == 20  # the fast preset's 1 MiB: apply's decoder needs no more
     decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=codec._filters(framing.dict_log))
     payload = decoder.decompress(blob[framing.start:-4])
     assert payload == codec.join_body(body) and decoder.eof and not decoder.unused_data

@@ -126,9 +126,14 @@ def split_body(payload, has_manifest: bool = False) -> Body:
 # raw LZMA2 stream; the first one's end marker is dropped, and the second starts with a chunk
 # that resets the dictionary, so the two make one valid LZMA2 stream that any decoder reads as
 # one (the second half just cannot refer back into the first).
+# The fast preset's dictionary is at most 1 MiB: its match finder's tables are sized by the
+# dictionary, and past the caches they cost more time than the longer reach saves bytes (5.6 MB
+# of body: 17% less time than 8 MiB, 0.5% more bytes). The header says 1 MiB too, so apply's
+# decoder holds no more.
 LARGE_BODY = 1024 * 1024
 SPLIT_BODY = 2 * 1024 * 1024
 _FAST_PRESET = 0
+_FAST_DICT_LOG = 20
 
 
 def compress_payload(payload: bytes, dict_log: int) -> bytes:
@@ -152,6 +157,8 @@ def compress_payload(payload: bytes, dict_log: int) -> bytes:
 def encode(header: Header, body: Body) -> bytes:
     payload = join_body(body)
     dict_log = max(_MIN_DICT_LOG, min(_MAX_DICT_LOG, (len(payload) - 1).bit_length()))
+    if len(payload) > LARGE_BODY:
+        dict_log = min(dict_log, _FAST_DICT_LOG)
     compressed = compress_payload(payload, dict_log)
     flags = (HAS_CONTENT_DIGEST if header.content_digest else 0) | (header.flags & FOLDER)
     if body.manifest is not None:
