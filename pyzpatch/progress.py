@@ -48,9 +48,12 @@ class _Spinner:
         with self.lock:
             if self.stopped:
                 return
-            from rich.console import Console
-            from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn
-            from rich.text import Text
+            try:
+                from rich.console import Console
+                from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn
+                from rich.text import Text
+            except ImportError:  # typer brings rich from 0.12 on, not before (typer 0.9 is supported)
+                return
 
             since = self.since
 
