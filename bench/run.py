@@ -365,7 +365,13 @@ def markdown(res) -> str:
         "- **lzma -9 of new file**: `len(lzma.compress(new, preset=9))`: what sending the whole new "
         "file compressed would cost.",
         "- **make time / bsdiff4, make memory / bsdiff4**: `make_patch` against whole-file "
-        "`bsdiff4.diff` in the same run (each includes reading both files); memory is peak RSS.",
+        "`bsdiff4.diff` in the same run (each includes reading both files); memory is peak RSS. "
+        "Times are wall-clock: `make` runs work that splits on a second thread (the settings "
+        "search of compressed parts, the content digest, a large body's two LZMA2 halves and "
+        "reading them back), bsdiff4 on one, so on a machine busy with other work the time ratio "
+        "rises toward the ratio of CPU times (on the one-folder `unrelated` row about 0.5: LZMA2 "
+        "over 5.6 MB of decompressed new modules and re-compressing each to check its settings "
+        "are most of it).",
         "- **apply time / copy**: `apply_patch(old, patch, output=new_file)` against a plain copy "
         "of the old file, `shutil.copyfile` followed by `os.fsync` of the copy. apply also fsyncs "
         "what it writes (and, unlike the baseline, also the directory), so a copy with fsync is the "
