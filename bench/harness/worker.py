@@ -27,6 +27,9 @@ OPs (the registry OPS below; every benchmark's workers are this file):
                               runs); the result is checked against NEW_TGZ's tar after the clock stops
   (the tufup ops run in .venv-tufup: tufup 0.10 with the bsdiff4 1.2.x it pins)
   folder-noop                 imports pyzpatch.patch.folder only
+  external OUT CMD...         run the program CMD (e.g. xdelta3, zstd), which writes OUT: its time,
+                              OUT's size; its peak memory is in the launcher's ru_maxrss (which
+                              includes waited-for children) and in child_maxrss_kib
 
 Only the operation is timed (time.perf_counter), after the imports it needs; interpreter
 start-up is not. The parent reads the peak memory of this process from os.wait4; the worker
@@ -238,10 +241,26 @@ def op_tufup_patch(old, patch, which, new):
     return {"seconds": seconds, "identical": result == gzip.decompress(_read(new))}
 
 
+def op_external(out, *cmd):
+    import resource
+    import subprocess
+
+    if os.path.exists(out):
+        os.unlink(out)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr.decode(errors="replace"))
+        raise SystemExit("%s exited %d" % (cmd[0], proc.returncode))
+    return {"seconds": seconds, "size": os.path.getsize(out),
+            "child_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+
+
 OPS = {"make": op_make, "folder-make": op_folder_make, "bsdiff": op_bsdiff, "apply": op_apply,
        "folder-apply": op_folder_apply, "copy": op_copy, "copy2": op_copy2, "copytree": op_copytree,
        "lzma": op_lzma, "noop": op_noop, "folder-noop": op_folder_noop, "tufup-archive": op_tufup_archive,
-       "tufup-diff": op_tufup_diff, "tufup-patch": op_tufup_patch}
+       "tufup-diff": op_tufup_diff, "tufup-patch": op_tufup_patch, "external": op_external}
 
 
 def main(argv):
