@@ -75,7 +75,7 @@ _NEEDED_MODULES = (
     "pyzpatch.delta.engine", "pyzpatch.delta.reader", "pyzpatch.delta.applier", "pyzpatch.delta.plan",
     "pyzpatch.delta.codes", "pyzpatch.delta.changes", "pyzpatch.delta.explainer",
     "pyzpatch.delta.wire", "pyzpatch.delta.permutations", "pyzpatch.delta.recompress", "pyzpatch.delta.digest",
-    "pyzpatch.delta.bsdiff", "pyzpatch.formats.tar",
+    "pyzpatch.delta.bsdiff", "pyzpatch.delta.branches", "pyzpatch.formats.tar",
     "pyzpatch.formats.registry", "pyzpatch.formats.executable", "pyzpatch.formats.carchive",
     "pyzpatch.formats.pyz", "pyzpatch.formats.ziparchive", "pyzpatch.formats.marshal_toc",
     "pyzpatch.formats.layout", "pyzpatch.formats.node", "pyzpatch.formats.compression",

@@ -21,8 +21,9 @@ from typing import Optional, Tuple
 
 from ..formats import registry
 from ..formats.node import Child, LazyBlob, Node, child_content, materialize
-from . import bsdiff, recompress
+from . import branches, bsdiff, recompress
 from .plan import (
+    Bcj,
     Bsdiff,
     BytesPlan,
     ChildBytes,
@@ -90,6 +91,8 @@ class Applier:
             return self._splice(plan, old)
         if isinstance(plan, Bsdiff):
             return self._bsdiff(plan, old)
+        if isinstance(plan, Bcj):
+            return self._bcj(plan, old)
         if isinstance(plan, Struct):
             node = registry.open_node(plan.kind, self._in_memory(old, plan.at))
             return registry.build_node(self.node(plan.node, node, path))
@@ -126,6 +129,22 @@ class Applier:
         self._charge(2 * plan.new_length + len(old), plan.at)
         diff = plan.diff.build() if isinstance(plan.diff, SparseBlock) else bytes(plan.diff)
         return bsdiff.patch(bytes(old), plan.new_length, triples, diff, bytes(plan.extra))
+
+    def _bcj(self, plan: Bcj, old) -> bytes:
+        old = self._in_memory(old, plan.at)
+        # The converted old bytes and their working copy, before bsdiff charges its own.
+        self._charge(2 * len(old), plan.at)
+        buf = bytearray(old)
+        branches.convert(buf, plan.kind, True)
+        converted = bytes(buf)
+        del buf
+        new = self._bsdiff(plan.bsdiff, converted)
+        del converted
+        self._charge(2 * len(new), plan.at)  # the converted-back bytes and their working copy
+        buf = bytearray(new)
+        del new  # converted back in place: at most two copies of the new bytes at once
+        branches.convert(buf, plan.kind, False)
+        return bytes(buf)
 
     # -- children ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Optional
 # Encodings a change can name (the operation names of docs/patch-format.md).
 SAME, LITERAL, SPLICE, BSDIFF, STRUCT = "same", "literal", "splice", "bsdiff", "struct"
 RECOMPRESS, COPY = "recompress", "copy"
+BCJ = "bcj"  # a bsdiff of native code with its calls made absolute (delta/branches.py)
 ATTRIBUTES_ONLY = "same bytes, other attributes"
 
 

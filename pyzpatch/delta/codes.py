@@ -8,7 +8,10 @@ from ..formats.node import DEFLATE, ZLIB
 
 # Data operations (and, after a child's compression code, the two child-only operations).
 SAME, LITERAL, SPLICE, BSDIFF, STRUCT, RECOMPRESS, COPY = range(7)
-OP_NAMES = ("same", "literal", "splice", "bsdiff", "struct", "recompress", "copy")
+# A bsdiff of native code whose calls were made absolute first (``branches.py``): a converter
+# id (``branches.X86``, ``branches.ARM64``), then the fields of ``BSDIFF``.
+BCJ = 7
+OP_NAMES = ("same", "literal", "splice", "bsdiff", "struct", "recompress", "copy", "bcj")
 
 # How the kept children are ordered: as before, by a full Lehmer rank, as runs of the old
 # order, or as a plain list of old positions (for orders too large to rank cheaply).

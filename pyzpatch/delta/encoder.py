@@ -26,10 +26,11 @@ from ..errors import FormatError
 from ..formats import registry
 from ..formats.node import DEFLATE, Child, Node, child_content, flatten
 from ..workers import Workers
-from . import bsdiff, recompress
+from . import branches, bsdiff, recompress
 from . import changes as encodings
 from .changes import Change
 from .codes import (
+    BCJ,
     BSDIFF,
     COMPRESSIONS,
     COPY,
@@ -54,6 +55,9 @@ _SPLICE_CHUNK = 4096
 _SPLICE_MAX_RUNS = 256
 _MERGE_GAP = 8  # equal bytes between two changed runs cheaper to resend than to skip
 _ESTIMATE_LIMIT = 4 * 1024 * 1024  # above this, pick bsdiff vs literal without compressing both
+# Native code (ELF, PE, Mach-O for x86 or ARM64) is diffed with its calls made absolute (BCJ,
+# branches.py); bench/native.py turns this off to measure the plain bsdiff.
+CONVERT_BRANCHES = True
 _ORDER_NAMES = {ORDER_RANK: "a rank", ORDER_RUNS: "runs", ORDER_LIST: "a list"}
 # Compressed children of one container whose decompressing and settings search run on a second
 # thread (zlib releases the GIL) while this one encodes: only where they hold this many stored
@@ -186,6 +190,15 @@ def sparse_diff(diff: bytes) -> Optional[bytes]:
     return out.getvalue()
 
 
+def _native_kind(old, new) -> Optional[int]:
+    """The branch converter for a bsdiff of ``new`` against ``old``: both native code of one
+    kind (``branches.native_kind``), else None."""
+    if not CONVERT_BRANCHES:
+        return None
+    kind = branches.native_kind(new)
+    return kind if kind is not None and branches.native_kind(old) == kind else None
+
+
 def _lzma_size(*parts) -> int:
     comp = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
     size = 0
@@ -259,7 +272,11 @@ class Encoder:
         elif not len(new):
             why = "literal: no new bytes"
         else:
-            triples, diff, extra = bsdiff.diff(bytes(old), bytes(new))
+            native = _native_kind(old, new)
+            if native is None:
+                triples, diff, extra = bsdiff.diff(bytes(old), bytes(new))
+            else:
+                triples, diff, extra = bsdiff.diff(branches.encode(old, native), branches.encode(new, native))
             if len(new) > _ESTIMATE_LIMIT:
                 use_bsdiff = len(extra) < len(new) // 2
                 compared = (f"bsdiff's new bytes ({len(extra)}) {'under' if use_bsdiff else 'at least'} half "
@@ -270,7 +287,11 @@ class Encoder:
                 compared = (f"bsdiff smaller than literal after lzma ({with_bsdiff} < {with_literal})" if use_bsdiff
                             else f"literal no larger than bsdiff after lzma ({with_literal} <= {with_bsdiff})")
             if use_bsdiff:
-                ops.uint(BSDIFF)
+                if native is None:
+                    ops.uint(BSDIFF)
+                else:
+                    ops.uint(BCJ)
+                    ops.uint(native)
                 ops.uint(len(new))
                 ops.uint(len(triples))
                 for x, y, z in triples:
@@ -281,7 +302,10 @@ class Encoder:
                 ops.uint(sparse is not None)
                 out.diff += sparse if sparse is not None else diff
                 out.lit += extra
-                return Choice(encodings.BSDIFF, compared if compared.startswith("bsdiff") else f"bsdiff: {compared}")
+                why = compared if compared.startswith("bsdiff") else f"bsdiff: {compared}"
+                if native is not None:
+                    return Choice(encodings.BCJ, f"{why}; {branches.NAMES[native]} code, calls made absolute first")
+                return Choice(encodings.BSDIFF, why)
             why = compared if compared.startswith("literal") else f"literal: {compared}"
         ops.uint(LITERAL)
         ops.uint(len(new))

@@ -163,7 +163,18 @@ class Struct:
     name = codes.OP_NAMES[codes.STRUCT]
 
 
-BytesPlan = Union[Same, Literal, Splice, Bsdiff, Struct]
+@dataclass
+class Bcj:
+    """bsdiff's patch of the old bytes with their calls made absolute (converter ``kind``,
+    ``branches.py``), converted back."""
+
+    kind: int
+    bsdiff: Bsdiff
+    at: int
+    name = codes.OP_NAMES[codes.BCJ]
+
+
+BytesPlan = Union[Same, Literal, Splice, Bsdiff, Bcj, Struct]
 
 
 # -- children ----------------------------------------------------------------------------

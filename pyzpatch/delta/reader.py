@@ -16,7 +16,7 @@ import math
 from typing import Optional
 
 from ..formats import registry
-from . import codes
+from . import branches, codes
 from .permutations import permutation_bytes
 from .plan import (
     DIFFERENCES,
@@ -24,6 +24,7 @@ from .plan import (
     SAME,
     STRUCTURE,
     Added,
+    Bcj,
     Bsdiff,
     BytesPlan,
     Changed,
@@ -124,6 +125,12 @@ class PlanReader:
             return self._splice()
         if op == codes.BSDIFF:
             return self._bsdiff()
+        if op == codes.BCJ:
+            at = ops.pos
+            kind = ops.uint()
+            if kind not in branches.NAMES:
+                raise ops.fail(f"unknown branch converter {kind}")
+            return Bcj(kind, self._bsdiff(), at)
         if op == codes.STRUCT:
             kind_id = ops.uint()
             kind = registry.kind_of_wire_id(kind_id)
