@@ -44,18 +44,57 @@ def read_key(ops: Reader, kind: str) -> str:
 
 def walk_sparse(diff: Reader, size: int, out: Optional[bytearray] = None) -> None:
     """Read a sparse difference block of ``size`` bytes (zero run, nonzero run, nonzero bytes,
-    until ``size``), into ``out`` if given."""
-    pos = 0
-    while pos < size:
-        zeros = diff.uint(size - pos)
-        pos += zeros
-        run = diff.uint(size - pos)
-        if zeros == 0 and run == 0 and pos < size:
+    until ``size``), into ``out`` if given.
+
+    A recompiled native library's block holds a million runs: this loop reads the one- and
+    two-byte numbers (nearly all of them) inline, and hands anything else to ``Reader.uint``, which
+    checks and words every failure the same way."""
+    data, end, pos, at = diff.data, len(diff.data), diff.pos, 0
+    while at < size:
+        if pos < end and data[pos] < 0x80:
+            zeros = data[pos]
+            pos += 1
+            if zeros > size - at:
+                diff.pos = pos
+                raise diff.fail(f"number {zeros} exceeds the limit {size - at}")
+        elif pos + 1 < end and data[pos + 1] < 0x80:  # two bytes
+            zeros = (data[pos] & 0x7F) | (data[pos + 1] << 7)
+            pos += 2
+            if zeros > size - at:
+                diff.pos = pos
+                raise diff.fail(f"number {zeros} exceeds the limit {size - at}")
+        else:
+            diff.pos = pos
+            zeros = diff.uint(size - at)
+            pos = diff.pos
+        at += zeros
+        if pos < end and data[pos] < 0x80:
+            run = data[pos]
+            pos += 1
+            if run > size - at:
+                diff.pos = pos
+                raise diff.fail(f"number {run} exceeds the limit {size - at}")
+        elif pos + 1 < end and data[pos + 1] < 0x80:  # two bytes
+            run = (data[pos] & 0x7F) | (data[pos + 1] << 7)
+            pos += 2
+            if run > size - at:
+                diff.pos = pos
+                raise diff.fail(f"number {run} exceeds the limit {size - at}")
+        else:
+            diff.pos = pos
+            run = diff.uint(size - at)
+            pos = diff.pos
+        if zeros == 0 and run == 0 and at < size:
+            diff.pos = pos
             raise diff.fail("sparse difference block makes no progress")
-        block = diff.raw(run)
+        if run > end - pos:
+            diff.pos = pos
+            raise diff.fail(f"needs {run} bytes, {end - pos} remain")
         if out is not None:
-            out[pos:pos + run] = block
+            out[at:at + run] = data[pos:pos + run]
         pos += run
+        at += run
+    diff.pos = pos
 
 
 @dataclass

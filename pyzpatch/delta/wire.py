@@ -152,6 +152,13 @@ class Reader:
         return len(self.data) - self.pos
 
     def uint(self, limit: Optional[int] = None) -> int:
+        pos = self.pos
+        if pos < len(self.data) and self.data[pos] < 0x80:  # one byte: most numbers
+            value = self.data[pos]
+            self.pos = pos + 1
+            if limit is not None and value > limit:
+                raise self.fail(f"number {value} exceeds the limit {limit}")
+            return value
         value = shift = 0
         for _ in range(_MAX_VARINT_BYTES):
             if self.pos >= len(self.data):
