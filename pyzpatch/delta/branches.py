@@ -28,6 +28,7 @@ are converted the same way, so only what moved matters. Scanning uses ``bytes.fi
 from __future__ import annotations
 
 import re
+import struct
 from typing import Optional
 
 X86, ARM64 = 1, 2  # part of the patch format (docs/patch-format.md, operation 7)
@@ -36,6 +37,7 @@ NAMES = {X86: "x86", ARM64: "arm64"}
 _X86_ARCHES = {"x86", "x86-64", "x86_64", "i386"}
 _ARM64_ARCHES = {"aarch64", "arm64"}
 _BL = re.compile(rb"[\x94-\x97]")
+_I32, _U32 = struct.Struct("<i"), struct.Struct("<I")
 
 
 def native_kind(data) -> Optional[int]:
@@ -79,6 +81,7 @@ def convert(buf: bytearray, kind: int, forward: bool) -> None:
 
 def _x86(buf: bytearray, forward: bool) -> None:
     find = buf.find
+    unpack, pack = _I32.unpack_from, _I32.pack_into  # no slice objects: three times faster
     end = max(0, len(buf) - 4)  # a call needs its four displacement bytes
     pos = 0
     while True:
@@ -89,24 +92,24 @@ def _x86(buf: bytearray, forward: bool) -> None:
         if top != 0 and top != 0xFF:
             pos = i + 4
             continue
-        value = int.from_bytes(buf[i + 1:i + 5], "little", signed=True)
+        value = unpack(buf, i + 1)[0]
         value = value + (i + 5) if forward else value - (i + 5)
-        value = ((value + 0x1000000) & 0x1FFFFFF) - 0x1000000
-        buf[i + 1:i + 5] = value.to_bytes(4, "little", signed=True)
+        pack(buf, i + 1, ((value + 0x1000000) & 0x1FFFFFF) - 0x1000000)
         pos = i + 5
 
 
 def _arm64(buf: bytearray, forward: bool) -> None:
     # The opcode bits decide and are never changed, so one scan of the bytes as they were is right.
+    unpack, pack = _U32.unpack_from, _U32.pack_into
     for match in _BL.finditer(buf, 0, len(buf) & ~3):
         i = match.start()
         if i & 3 != 3:
             continue
         start = i - 3
-        word = int.from_bytes(buf[start:i + 1], "little")
+        word = unpack(buf, start)[0]
         w = start >> 2
         imm = word + w if forward else word - w
-        buf[start:i + 1] = ((word & 0xFC000000) | (imm & 0x3FFFFFF)).to_bytes(4, "little")
+        pack(buf, start, (word & 0xFC000000) | (imm & 0x3FFFFFF))
 
 
 _CONVERTERS = {X86: _x86, ARM64: _arm64}
