@@ -94,6 +94,24 @@ def test_large_body_compressed_in_two_halves_reads_back(tmp_path):
     assert payload == codec.join_body(body) and decoder.eof and not decoder.unused_data
 
 
+def test_a_small_change_in_large_inputs_is_compressed_tightly():
+    """The same large body, once for inputs it is most of (compressed fast, 1 MiB dictionary) and
+    once for inputs 16 times its size (a library upgrade in a big folder: preset 9e, up to an
+    8 MiB dictionary): the second is smaller, and both read back."""
+    text = b"".join(data for _, data in _sources(400))[:codec.SPLIT_BODY + 4096]
+    body = codec.Body(ops=b"\x07" * 100, diff=b"", lit=text)
+    sizes = {}
+    for inputs in (len(text), 17 * len(text)):
+        header = codec.Header(old_size=inputs // 2, old_sha256=bytes(32), new_size=inputs - inputs // 2,
+                              new_sha256=bytes(32))
+        blob = codec.encode(header, body)
+        assert bytes(codec.decode(blob)[1].lit) == text
+        sizes[inputs] = (len(blob), codec.read_header(blob)[1].dict_log)
+    (fast, fast_dict), (tight, tight_dict) = sizes.values()
+    assert fast_dict == 20 and 20 < tight_dict <= 23
+    assert tight < fast * 0.95, sizes
+
+
 def test_common_prefix_and_suffix():
     a = os.urandom(10000)
     b = a[:7000] + bytes([a[7000] ^ 1]) + a[7001:]

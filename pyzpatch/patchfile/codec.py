@@ -130,15 +130,31 @@ def split_body(payload, has_manifest: bool = False) -> Body:
 # dictionary, and past the caches they cost more time than the longer reach saves bytes (5.6 MB
 # of body: 17% less time than 8 MiB, 0.5% more bytes). The header says 1 MiB too, so apply's
 # decoder holds no more.
+#
+# Unless the change is small beside what it changes: a body at most 1/SMALL_CHANGE of the old and
+# new inputs together (a library upgrade in a 400 MB folder: 3.7 MB of body) is compressed as
+# tightly as a small one, in one piece, with a dictionary of at most 8 MiB. Every byte of a patch
+# is paid for on the link; here 9e takes 1.7 s of CPU for 3.7 MB, where the whole-file diffs
+# make is measured against take minutes to hours, and it gives a tenth fewer bytes than preset 0
+# with a 1 MiB dictionary (1,394,935 against 1,534,775).
 LARGE_BODY = 1024 * 1024
 SPLIT_BODY = 2 * 1024 * 1024
+SMALL_CHANGE = 16
 _FAST_PRESET = 0
 _FAST_DICT_LOG = 20
+_TIGHT_DICT_LOG = 23
 
 
-def compress_payload(payload: bytes, dict_log: int) -> bytes:
-    """The joined body as raw LZMA2 with a dictionary of 2**dict_log bytes (see LARGE_BODY)."""
-    if len(payload) <= LARGE_BODY:
+def compresses_tightly(payload_size: int, inputs_size: int) -> bool:
+    """Is a body of ``payload_size`` bytes, for inputs (old and new) of ``inputs_size`` bytes,
+    compressed with preset 9e (else with the fast preset, see LARGE_BODY)?"""
+    return payload_size <= LARGE_BODY or payload_size * SMALL_CHANGE <= inputs_size
+
+
+def compress_payload(payload: bytes, dict_log: int, tight: bool = False) -> bytes:
+    """The joined body as raw LZMA2 with a dictionary of 2**dict_log bytes (see LARGE_BODY);
+    ``tight``: with preset 9e whatever its size."""
+    if tight or len(payload) <= LARGE_BODY:
         return lzma.compress(payload, format=lzma.FORMAT_RAW, filters=_filters(dict_log))
     filters = [{"id": lzma.FILTER_LZMA2, "preset": _FAST_PRESET, "dict_size": 1 << dict_log}]
     if len(payload) < SPLIT_BODY:
@@ -157,9 +173,10 @@ def compress_payload(payload: bytes, dict_log: int) -> bytes:
 def encode(header: Header, body: Body) -> bytes:
     payload = join_body(body)
     dict_log = max(_MIN_DICT_LOG, min(_MAX_DICT_LOG, (len(payload) - 1).bit_length()))
+    tight = compresses_tightly(len(payload), header.old_size + header.new_size)
     if len(payload) > LARGE_BODY:
-        dict_log = min(dict_log, _FAST_DICT_LOG)
-    compressed = compress_payload(payload, dict_log)
+        dict_log = min(dict_log, _TIGHT_DICT_LOG if tight else _FAST_DICT_LOG)
+    compressed = compress_payload(payload, dict_log, tight)
     flags = (HAS_CONTENT_DIGEST if header.content_digest else 0) | (header.flags & FOLDER)
     if body.manifest is not None:
         flags |= HAS_MANIFEST
