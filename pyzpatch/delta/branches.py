@@ -1,29 +1,15 @@
-"""Branch converters for native code (BCJ, as xz's filters): relative call targets made absolute
-before bsdiff, and back after patching, so that code that only moved diffs as unchanged.
+"""Branch converters for native code (BCJ, as xz's filters): call targets made absolute before
+bsdiff and relative again after patching, so that calls into code that only moved diff as
+unchanged (operation 7, ``bcj``: docs/patch-format.md; measured in docs/bench-native.md).
 
-A recompiled library shifts its code: every call into or over the shifted part has a new
-relative displacement, although it calls the same function. Made absolute (displacement plus
-its own position), the call reads the same in both versions wherever its target did not move.
-Measured on the 52 native libraries that change from pandas 2.2.2 to 2.2.3 and matplotlib
-3.9.2 to 3.9.3 (Linux x86-64): 16 % smaller bsdiff patches (bench/native.py,
-docs/bench-native.md).
+Exactly invertible on any bytes: whether a position is converted depends only on bytes neither
+direction changes.
 
-Each converter is exactly invertible: whether a position is converted depends only on bytes
-that neither direction changes, so ``decode(encode(x)) == x`` for every ``x``:
-
-- ``X86``: a call ``E8`` followed by a 32-bit little-endian displacement whose top byte is 0x00
-  or 0xFF (within 16 MiB). Converted modulo 2**25 and sign-extended from bit 24, so the top byte
-  stays 0x00 or 0xFF and the decoder takes the same decision. After a converted call the scan
-  resumes after its displacement, after a rejected one at its fourth byte (a later call can then
-  not change the byte this one was judged by). Only calls: ``E9`` and ``0F 8x`` jumps are mostly
-  within a function, where the relative form is the stable one (converting them too made the
-  measured patches larger).
-- ``ARM64``: ``BL`` (top six bits ``100101``) at a 4-byte aligned offset, its 26-bit word
-  displacement made absolute modulo 2**26; the opcode bits decide and are never changed.
-
-Positions are offsets in the bytes converted (the file, or a decompressed part): both versions
-are converted the same way, so only what moved matters. Scanning uses ``bytes.find`` and
-``re``, not a per-byte loop.
+- ``X86``: ``E8`` (call) and a 32-bit displacement whose top byte is 0x00 or 0xFF, converted
+  modulo 2**25 and sign-extended from bit 24 (the top byte stays 0x00 or 0xFF). The scan goes on
+  after a converted call's displacement, or at a rejected one's fourth byte (so no later call
+  changes the byte it was judged by). Jumps stay relative: they mostly stay within a function.
+- ``ARM64``: ``BL`` (top six bits ``100101``) at 4-byte aligned offsets, imm26 modulo 2**26.
 """
 from __future__ import annotations
 

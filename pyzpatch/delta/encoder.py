@@ -55,9 +55,11 @@ _SPLICE_CHUNK = 4096
 _SPLICE_MAX_RUNS = 256
 _MERGE_GAP = 8  # equal bytes between two changed runs cheaper to resend than to skip
 _ESTIMATE_LIMIT = 4 * 1024 * 1024  # above this, pick bsdiff vs literal without compressing both
-# Native code (ELF, PE, Mach-O for x86 or ARM64) is diffed with its calls made absolute (BCJ,
-# branches.py); bench/native.py turns this off to measure the plain bsdiff.
-CONVERT_BRANCHES = True
+# Native code (ELF, PE, Mach-O for x86 or ARM64) diffed with its calls made absolute (BCJ,
+# branches.py): 16 % smaller patches of changed .so files, but in docs/bench-native.md make took
+# 1.02 x and apply's peak memory 1.016 x as long/much as without, so it misses issue 13's bar
+# (no worse) and make does not write it unless this is set. apply reads it either way.
+CONVERT_BRANCHES = False
 _ORDER_NAMES = {ORDER_RANK: "a rank", ORDER_RUNS: "runs", ORDER_LIST: "a list"}
 # Compressed children of one container whose decompressing and settings search run on a second
 # thread (zlib releases the GIL) while this one encodes: only where they hold this many stored
