@@ -135,6 +135,7 @@ class Applier:
         # The converted old bytes and their working copy, before bsdiff charges its own.
         self._charge(2 * len(old), plan.at)
         buf = bytearray(old)
+        del old  # read whole here (a file of a folder) and no longer needed: two copies at most
         branches.convert(buf, plan.kind, True)
         converted = bytes(buf)
         del buf

