@@ -15,10 +15,20 @@ __version__ = "0.1.0"
 
 from .errors import AlreadyAppliedError, FormatError, NotFoundError, PyzpatchError  # noqa: E402
 from .inspect.bundle import Bundle, open_bundle  # noqa: E402
-from .inspect.extract import extract  # noqa: E402
-from .inspect.listing import describe  # noqa: E402
 from .patch.file import apply_patch, describe_patch, make_patch  # noqa: E402
 from .patch.folder import apply_folder_patch, make_folder_patch  # noqa: E402
+
+
+def __getattr__(name: str):
+    """``describe`` and ``extract``, imported on first use: a frozen program that updates itself
+    has no use for them, and pyzpatch's PyInstaller hook leaves them out (docs/selfupdate.md)."""
+    if name == "describe":
+        from .inspect.listing import describe
+        return describe
+    if name == "extract":
+        from .inspect.extract import extract
+        return extract
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Bundle", "open_bundle", "describe", "extract", "make_patch", "apply_patch", "describe_patch",
            "make_folder_patch", "apply_folder_patch", "PyzpatchError", "FormatError", "NotFoundError",

@@ -83,7 +83,7 @@ _NEEDED_MODULES = (
     "pyzpatch.fs.filebytes", "pyzpatch.fs.hashing", "pyzpatch.fs.identity", "pyzpatch.fs.safepath",
     "pyzpatch.fs.siblings", "pyzpatch.fs.walk", "pyzpatch.fs.lock", "pyzpatch.fs.owner", "pyzpatch.fs.regular",
     "bsdiff4", "lzma", "zlib", "hashlib", "shutil", "stat", "tempfile", "threading",
-    "queue", "subprocess", "time", "errno", "signal", "pyzpatch.workers",
+    "queue", "subprocess", "time", "errno", "signal",
 )
 
 # Set by the PyInstaller bootloader (6.x: _PYI_*, 5.x: _MEIPASS2) to tell a process it is the

@@ -24,4 +24,10 @@ excludedimports = [
     "pyzpatch.delta.encoder",
     "pyzpatch.delta.estimate",
     "bz2",
+    # make's threads: applying needs none.
+    "pyzpatch.workers",
+    # What `pyzpatch ls` and `extract` do (pyzpatch.describe and pyzpatch.extract, imported on
+    # first use): about 20 KB a self-updating program has no use for.
+    "pyzpatch.inspect.listing",
+    "pyzpatch.inspect.extract",
 ]

@@ -32,7 +32,6 @@ from ..fs.owner import give_like
 from ..patchfile import codec as patchfile
 from ..patchfile.codec import Body, Header, memory_budget, piece_limit
 from ..patchfile.reader import read_patch_file
-from ..workers import Workers
 from .foldernode import NODE_KIND as FOLDER_KIND
 from .made import MadePatch, signed
 
@@ -77,6 +76,8 @@ def make_patch(old_path, new_path, sign_key=None) -> MadePatch:
 def _make_patch(old_path, new_path) -> MadePatch:
     """Work that splits runs on a second thread (hashing, the content digest, compressing the
     body while the patch is checked); see docs/patch-format.md, "How make chooses"."""
+    from ..workers import Workers  # make only: a frozen program that applies leaves it out (the hook)
+
     with FileBytes(old_path) as old, FileBytes(new_path) as new, \
             Workers(1, "pyzpatch-make") as pool:
         hashes = pool.submit(lambda: (patchfile.sha256_of(old.data), patchfile.sha256_of(new.data)))

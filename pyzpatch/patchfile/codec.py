@@ -29,7 +29,6 @@ from typing import List, Optional, Tuple
 from ..delta.digest import DIGEST_SIZE
 from ..delta.wire import Reader, Writer
 from ..errors import FormatError
-from ..workers import Workers
 
 MAGIC = b"PZP"
 VERSION = 1
@@ -161,6 +160,8 @@ def compress_payload(payload: bytes, dict_log: int, tight: bool = False) -> byte
         return lzma.compress(payload, format=lzma.FORMAT_RAW, filters=filters)
     half = len(payload) // 2
     view = memoryview(payload)
+    from ..workers import Workers  # make only: a frozen program that applies leaves it out (the hook)
+
     with Workers(1, "pyzpatch-lzma") as pool:
         second = pool.submit(lzma.compress, view[half:], format=lzma.FORMAT_RAW, filters=filters)
         first = lzma.compress(view[:half], format=lzma.FORMAT_RAW, filters=filters)
@@ -360,7 +361,7 @@ def decode_manifest(blob, header: Header, framing: Framing) -> Optional[bytes]:
 _MAX_SIZE_BYTES = 10  # a varint holds at most 64 bits
 
 
-def decode(blob, base_size: Optional[int] = None, workers: Optional[Workers] = None) -> Tuple[Header, Body]:
+def decode(blob, base_size: Optional[int] = None, workers=None) -> Tuple[Header, Body]:
     """Header and body of a whole (unsigned) patch; see ``check_declared_sizes`` for
     ``base_size``. With ``workers`` (make's check of what it wrote), a body joined from two
     LZMA2 streams is decoded as its two pieces at once, one on a worker."""
@@ -404,7 +405,7 @@ def lzma2_resets(data) -> List[Tuple[int, int]]:
     return []
 
 
-def _decode_in_two(blob, framing: Framing, workers: Workers) -> Optional[bytearray]:
+def _decode_in_two(blob, framing: Framing, workers) -> Optional[bytearray]:
     """The body, decoded as two pieces at once: split at the dictionary reset nearest its middle
     (a body from ``compress_payload`` over SPLIT_BODY has one there). None where there is no such
     reset, or the pieces do not decode to exactly their sizes; then the caller decodes the body
