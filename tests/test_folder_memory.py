@@ -78,3 +78,35 @@ def test_folder_apply_memory_follows_the_change(tmp_path):
     # The old code peaked above the whole folder's size (it held or mapped all of it).
     assert peak < bound < folder_size, (peak, bound)
     assert dry_peak < bound, (dry_peak, bound)
+
+
+def test_a_patch_that_writes_more_than_it_declares_is_stopped_before_the_disk_fills(tmp_path):
+    """A patch (unsigned, so anyone may have rewritten its header) whose files come to more than
+    the new folder's declared size is refused as soon as the writing passes that size, not after
+    everything is on disk; the folder is as it was and nothing is left beside it."""
+    import dataclasses
+
+    import pyzpatch
+    from pyzpatch.patchfile import codec
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    (old / "keep.txt").write_bytes(b"kept\n")
+    shutil.copytree(old, new)
+    (new / "big.bin").write_bytes(random.Random(5).randbytes(4 * MiB))  # 4 MiB of new bytes
+    made = pyzpatch.make_folder_patch(old, new)
+    header, body = codec.decode(made.data)
+    lying = codec.encode(dataclasses.replace(header, new_size=1 * MiB), body)
+    patch = tmp_path / "lying.patch"
+    patch.write_bytes(lying)
+    target = tmp_path / "app"
+    shutil.copytree(old, target)
+    before = _state(target)
+    try:
+        pyzpatch.apply_folder_patch(target, patch)
+    except pyzpatch.PyzpatchError as exc:
+        assert str(exc).startswith(str(patch)) and "would write more than the 1,048,576 bytes" in str(exc), exc
+    else:
+        raise AssertionError("applied")
+    assert _state(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app", "lying.patch", "new", "old"]

@@ -125,10 +125,12 @@ class Applier:
                 raise fail(at, "difference run outside the old data")
             old_pos += x + z
             triples.append((x, y, z))
-        # The result, the difference block, the extra bytes and bsdiff's copy of the old data.
-        self._charge(2 * plan.new_length + len(old), plan.at)
+        # The result, the difference block, the extra bytes, and the copy of the old data bsdiff
+        # needs where they are not bytes already (a mapped file: the one-file apply, make's check).
+        copied = not isinstance(old, bytes)
+        self._charge(2 * plan.new_length + (len(old) if copied else 0), plan.at)
         diff = plan.diff.build() if isinstance(plan.diff, SparseBlock) else bytes(plan.diff)
-        return bsdiff.patch(bytes(old), plan.new_length, triples, diff, bytes(plan.extra))
+        return bsdiff.patch(bytes(old) if copied else old, plan.new_length, triples, diff, bytes(plan.extra))
 
     def _bcj(self, plan: Bcj, old) -> bytes:
         old = self._in_memory(old, plan.at)

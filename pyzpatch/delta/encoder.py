@@ -60,6 +60,10 @@ _LZMA_PIECE = 64 * 1024  # _lzma_size compresses this much at a time, to stop ea
 # branches.py): 16 % smaller patches of changed .so files, for no more make time or apply memory
 # than before it (docs/bench-native.md). bench/native.py and the tests turn it off to compare.
 CONVERT_BRANCHES = True
+# Larger native files get a plain bsdiff: applying a bcj holds about eight times the file (the
+# old bytes, their converted copy, bsdiff's blocks, the new bytes and their converted copy),
+# which for up to 16 MiB fits the smallest memory budget (256 MiB) twice over.
+_BCJ_MOST = 16 * 1024 * 1024
 _ORDER_NAMES = {ORDER_RANK: "a rank", ORDER_RUNS: "runs", ORDER_LIST: "a list"}
 # Compressed children of one container whose decompressing and settings search run on a second
 # thread (zlib releases the GIL) while this one encodes: only where they hold this many stored
@@ -209,7 +213,7 @@ def sparse_diff(diff: bytes) -> Optional[bytes]:
 def _native_kind(old, new) -> Optional[int]:
     """The branch converter for a bsdiff of ``new`` against ``old``: both native code of one
     kind (``branches.native_kind``), else None."""
-    if not CONVERT_BRANCHES:
+    if not CONVERT_BRANCHES or max(len(old), len(new)) > _BCJ_MOST:
         return None
     kind = branches.native_kind(new)
     return kind if kind is not None and branches.native_kind(old) == kind else None
@@ -455,7 +459,8 @@ class Encoder:
         prepared = _prepared_ahead(work)
         outer_leaves = self._leaves
         self._leaves = _leaves_ahead([(o.data, c.data, f"{path}/{c.key}") for o, c in changed
-                                      if o.compression is None and c.compression is None])
+                                      if o.compression is None and c.compression is None
+                                      and not same_bytes(o.data, c.data)])
         try:
             self._encode_children(new, added, changed, donors, prepared, path)
         finally:

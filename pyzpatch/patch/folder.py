@@ -105,10 +105,14 @@ class _Made:
     hashed: what each one's SHA-256 and size came to, by key. Unchanged files are the old
     folder's, whose digests ``sums`` already has."""
 
-    def __init__(self, sums: _Sums) -> None:
+    def __init__(self, sums: _Sums, most: int) -> None:
         self.sums = sums
         self.digests: dict = {}
         self.sizes: dict = {}
+        # What the new folder's files hold in all (the patch header says): writing more than
+        # that is refused at once, so a bad patch cannot fill the disk before its hash is checked.
+        self.most = most
+        self.written = 0
 
     def data(self, child):
         """The child's bytes: made now if they are deferred."""
@@ -166,24 +170,22 @@ def _make_folder_patch(old_dir, new_dir, with_manifest: bool = True) -> MadePatc
         body = Body(out.ops.getvalue(), bytes(out.diff), bytes(out.lit),
                     None if listed is None else manifests.encode(listed))
         data = patchfile.encode(header, body)
-        # Verify before anything is written: decoding must rebuild the new folder exactly.
+        # Verify before anything is written: decoding must rebuild the new folder exactly, the way
+        # apply does (the old folder read lazily, one changed file made at a time, each within
+        # the budget), so that a patch make writes is one apply accepts.
         header2, body2 = patchfile.decode(data)
-        rebuilt = _decode(header2, body2, old_node)
-        listed_ok = listed is None or (
-            manifests.decode(body2.manifest, piece_limit(header2)) == listed
-            and listed.new_paths() == sorted(c.key for c in rebuilt.children))
-        if node_hash(rebuilt, _piece_hash) != (new_size, new_hash) or not listed_ok:
+        with FolderContents(old_dir, lazy=True) as old_again:
+            rebuilt = _decode(header2, body2, old_again.node(), defer=True)
+            listed_ok = listed is None or (
+                manifests.decode(body2.manifest, piece_limit(header2)) == listed
+                and listed.new_paths() == sorted(c.key for c in rebuilt.children))
+            made = _Made(sums, header2.new_size)
+            rebuilt_hash = node_hash(rebuilt, made.digest, made.size)
+        if rebuilt_hash != (new_size, new_hash) or not listed_ok:
             raise PyzpatchError("internal error: the patch does not rebuild this folder exactly; please "
                                 "report it", source=str(new_dir))
         note = "the two folders are identical" if old_hash == new_hash else None
         return MadePatch(data=data, header=header, changes=encoder.changes, structural=True, note=note)
-
-
-def _piece_hash(child) -> bytes:
-    h = hashlib.sha256()
-    for chunk in flatten([child.data]):
-        h.update(chunk)
-    return h.digest()
 
 
 def _decode(header: Header, body: Body, old_node: Node, defer: bool = False) -> Node:
@@ -263,20 +265,29 @@ def _build_staging(staging: str, old_root: str, old_node: Node, new_node: Node, 
                     continue
                 except OSError:
                     pass  # another file system or no hard links: copy instead
-            h, size = hashlib.sha256(), 0
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-            with os.fdopen(fd, "wb") as fp:
-                for chunk in flatten([made.data(child)]):
-                    fp.write(chunk)
-                    h.update(chunk)
-                    size += len(chunk)
-                _checkpoint()  # a file written but not yet flushed
-                fp.flush()
-                os.fsync(fp.fileno())
-            made.record(child, h.digest(), size)
+            _write_made(path, child, made)
             to_finish.append((path, child.key, mode, False))
             written += 1
     return written, linked, to_finish
+
+
+def _write_made(path: str, child, made: _Made) -> None:
+    """Make the child's bytes, write them to the new file ``path``, hashing them as they go;
+    nothing of them is left referenced when it returns (the next file is made only then)."""
+    h, size = hashlib.sha256(), 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(fd, "wb") as fp:
+        for chunk in flatten([made.data(child)]):
+            made.written += len(chunk)
+            if made.written > made.most:
+                raise CorruptError(f"it would write more than the {made.most:,} bytes the new folder holds")
+            fp.write(chunk)
+            h.update(chunk)
+            size += len(chunk)
+        _checkpoint()  # a file written but not yet flushed
+        fp.flush()
+        os.fsync(fp.fileno())
+    made.record(child, h.digest(), size)
 
 
 def _finish_staging(staging: str, target: str, old_owners: dict, new_node: Node, to_finish: list) -> None:
@@ -389,7 +400,7 @@ def _stage(target: str, patch, dry_run: bool, recovered: str):
             raise exc.with_source(patch.path)
         carried = _carried(new_node, whole, extras, target)
         carried_keys = [c.key for c in carried]
-        made = _Made(sums)
+        made = _Made(sums, header.new_size)
         if dry_run:
             _check_made(new_node, made, header, patch.path)
             return None, 0, 0, carried_keys
@@ -426,7 +437,8 @@ def _check_made(new_node: Node, made: _Made, header: Header, patch_path) -> None
     except PyzpatchError as exc:
         raise exc.with_source(patch_path)
     if found != (header.new_size, header.new_sha256):
-        raise CorruptError("applying it gives a different folder than the one it was made from", source=patch_path)
+        raise CorruptError("applying it gives a different folder than the one it was made from (or the folder "
+                           "changed while it was patched)", source=patch_path)
 
 
 def _read_manifest(patch, base_size: int) -> manifests.Manifest:
