@@ -55,7 +55,7 @@ def test_rfc8032_vectors(public, message, signature):
 
 def test_agrees_with_cryptography_on_valid_altered_and_random_signatures():
     rng = random.Random(8032)
-    for i in range(120):
+    for i in range(60):  # 420 cases; the fuzzers and tests below cover more shapes
         key = Ed25519PrivateKey.generate()
         public = raw(key.public_key())
         message = rng.randbytes(rng.randrange(0, 300))

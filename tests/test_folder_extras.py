@@ -204,6 +204,7 @@ def test_the_windows_swap_leaves_added_files_in_place(tmp_path):
         selfupdate.apply_update(patch, restart=False, strategy="windows", installation=inst)
 
 
+@pytest.mark.slow  # seconds of kills and re-runs: the whole suite runs it, the fast tier need not
 def test_killed_near_the_swap_the_added_files_survive(tmp_path):
     old, new, patch = builds(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -25,7 +25,7 @@ def test_folder_case(kind, seed):
     folders.folder_target(folders.case_input(folders.KINDS.index(kind), seed))
 
 
-@pytest.mark.parametrize("entries", [1000, 131_000])
+@pytest.mark.parametrize("entries", [1000, pytest.param(131_000, marks=pytest.mark.slow)])
 def test_many_entries(entries):
     """Applied (1,000 entries written and checked) and refused by the entry budget, with the
     forked apply's peak memory checked (the fuzzer also declares 400,000 and 2 million)."""

@@ -35,6 +35,9 @@ from pyzpatch.patchfile.signing import generate_keys, load_private_key, load_pub
 
 from .conftest import REPO, sha256_file
 
+# A support check against a side environment (.venv-lowest): the whole suite runs it.
+pytestmark = pytest.mark.slow
+
 LOWEST_PYTHON = LOWEST_VENV / "bin" / "python"
 COMMANDS = ("ls", "extract", "make", "apply", "verify", "keygen", "show")
 
