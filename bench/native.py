@@ -143,19 +143,12 @@ def work_make(candidate: str, pairs_json: str, out_dir: str) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds, sizes = 0.0, []
-    if candidate == "pyzpatch-before":
+    if candidate in ("pyzpatch-before", "pyzpatch", "pyzpatch+bcj"):
         _import_pyzpatch(candidate)
         from pyzpatch import make_patch
-        for i, (_, old, new) in enumerate(pairs):
-            t0 = time.perf_counter()
-            made = make_patch(old, new)
-            seconds += time.perf_counter() - t0
-            (out / f"{i}.pzp").write_bytes(made.data)
-            sizes.append(len(made.data))
-    elif candidate in ("pyzpatch", "pyzpatch+bcj"):
-        from pyzpatch import make_patch
-        from pyzpatch.delta import encoder
-        encoder.CONVERT_BRANCHES = candidate == "pyzpatch+bcj"
+        if candidate != "pyzpatch-before":  # which has no converter
+            from pyzpatch.delta import encoder
+            encoder.CONVERT_BRANCHES = candidate == "pyzpatch+bcj"
         for i, (_, old, new) in enumerate(pairs):
             t0 = time.perf_counter()
             made = make_patch(old, new)
