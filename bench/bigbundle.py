@@ -324,13 +324,7 @@ def measure(old: Path, new: Path, repeats: int, with_bsdiff: bool) -> dict:
         (BWORK / "show.txt").write_text(show.stdout if show.returncode == 0 else show.stderr)
     for name in ("xdelta3", "zstd", "bsdiff"):
         row[name + "_size"] = runs[name][-1]["size"] if runs[name] else None
-    row["applied_identical"] = bool(identical) and all(identical) and len(identical) == repeats
-    row["output_ok"] = bool(outputs_ok) and all(outputs_ok)
-    if makes and not row["applied_identical"]:
-        row["errors"].append("the patched folder is NOT the new build (folder hash differs)")
-    if makes and not row["output_ok"]:
-        row["errors"].append("the patched program does not print what the new build prints: %s" %
-                             row.get("patched_run"))
+    D.record_applied(row, identical, outputs_ok, repeats, bool(makes))
     row.update(D.summarize(**runs), runs=len(makes))
     if runs["apply"]:
         last = runs["apply"][-1]
@@ -542,15 +536,7 @@ def main(argv=None) -> int:
            "source_at_start": source_at_start, "source_at_end": source_at_end, "problems": problems,
            "total_seconds": time.monotonic() - started, "repeats": repeats, "with_bsdiff": args.with_bsdiff}
     D.save_results(RESULTS_JSON, **res)
-    report = build_report(res)
-    print()
-    print(report)
-    print()
-    R.print_targets(targets(row))
-    if not args.no_docs:
-        D.DOCS.mkdir(exist_ok=True)
-        DOC.write_text(report, encoding="utf-8")
-        print("\nwrote %s" % DOC)
+    R.publish(build_report(res), targets(row), DOC, not args.no_docs)
     return D.exit_code(problems, res["total_seconds"])
 
 

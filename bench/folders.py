@@ -194,13 +194,7 @@ def measure(scenario: Scenario, old: Path, new: Path, repeats: int) -> dict:
         row["applied_identical"] = None
         row["output_ok"] = None
     else:
-        row["applied_identical"] = bool(identical) and all(identical) and len(identical) == repeats
-        row["output_ok"] = bool(outputs_ok) and all(outputs_ok)
-        if makes and not row["applied_identical"]:
-            row["errors"].append("the patched folder is NOT the new build (folder hash differs)")
-        if makes and not row["output_ok"]:
-            row["errors"].append("the patched program does not print what the new build prints: %s" %
-                                 row.get("patched_run"))
+        D.record_applied(row, identical, outputs_ok, repeats, bool(makes))
 
     # The command line, once: make gives the same patch, apply the same folder.
     if makes:
@@ -415,17 +409,7 @@ def main(argv=None) -> int:
            "problems": problems, "total_seconds": time.monotonic() - started, "repeats": repeats,
            "scenarios": args.scenarios}
     D.save_results(RESULTS_JSON, **res)
-    report = build_report(res)
-    print()
-    print(report)
-    print()
-    print(R.text_table(*R.cells(MAIN, rows)))
-    print()
-    R.print_targets(targets(rows))
-    if not args.no_docs:
-        D.DOCS.mkdir(exist_ok=True)
-        DOC.write_text(report, encoding="utf-8")
-        print("\nwrote %s" % DOC)
+    R.publish(build_report(res), targets(rows), DOC, not args.no_docs, R.text_table(*R.cells(MAIN, rows)))
     return D.exit_code(problems, res["total_seconds"])
 
 

@@ -179,14 +179,7 @@ def main(argv=None) -> int:
            "scenarios": args.scenarios, "total_seconds": time.monotonic() - started, "tufup": tufup_v,
            "bsdiff4": bsdiff_v}
     D.save_results(RESULTS_JSON, **res)
-    report = build_report(res)
-    print()
-    print(report)
-    print()
-    R.print_targets(targets(rows))
-    if not args.no_docs:
-        DOC.write_text(report, encoding="utf-8")
-        print("\nwrote %s" % DOC)
+    R.publish(build_report(res), targets(rows), DOC, not args.no_docs)
     return D.exit_code(problems, res["total_seconds"])
 
 

@@ -114,6 +114,18 @@ def peak_hwm(runs) -> Optional[int]:
     return max(vals) * 1024 if vals else None
 
 
+def record_applied(row: dict, identical: list, outputs_ok: list, repeats: int, made: bool) -> None:
+    """Into ``row``: whether every apply rebuilt the new folder exactly and the patched program
+    printed what the new build prints, with an error for each that did not (folder benches)."""
+    row["applied_identical"] = bool(identical) and all(identical) and len(identical) == repeats
+    row["output_ok"] = bool(outputs_ok) and all(outputs_ok)
+    if made and not row["applied_identical"]:
+        row["errors"].append("the patched folder is NOT the new build (folder hash differs)")
+    if made and not row["output_ok"]:
+        row["errors"].append("the patched program does not print what the new build prints: %s" %
+                             row.get("patched_run"))
+
+
 def summarize(**runs) -> dict:
     """For each named list of worker results: NAME_s (median seconds), NAME_rss (peak ru_maxrss,
     bytes), NAME_hwm (peak VmHWM, bytes)."""

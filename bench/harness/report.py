@@ -95,6 +95,22 @@ def print_targets(targets, sep=": ") -> None:
         print("  [%s] %s%s%s" % ("met" if t[-1] else "NOT MET", label, sep, t[-2]))
 
 
+def publish(report: str, targets, doc: Path, write: bool, table: str = "") -> None:
+    """Print a benchmark's report (and ``table``, if any) and its targets; write the report to
+    ``doc`` unless the run was asked not to (``--no-docs``)."""
+    print()
+    print(report)
+    print()
+    if table:
+        print(table)
+        print()
+    print_targets(targets)
+    if write:
+        doc.parent.mkdir(exist_ok=True)
+        doc.write_text(report, encoding="utf-8")
+        print("\nwrote %s" % doc)
+
+
 # ---------------------------------------------------------------------------
 # What a patch is made of (harness/worker.py's make: anatomy and leaf changes)
 # ---------------------------------------------------------------------------
